@@ -1,0 +1,70 @@
+"""Hardware target profiles: ``targets/<name>.toml`` shipped in the wheel, or a user's TOML file."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import EdgekitError
+
+REQUIRED = {"name": str, "description": str, "cpu": dict, "runtime": dict}
+REQUIRED_CPU = {"cores": int, "core": str, "arch": str, "clock_ghz": (int, float), "isa": list}
+REQUIRED_RUNTIME = {"name": str, "threads": int}
+
+
+def _targets_folder() -> Any:
+    """``edgekit.targets`` in an installed wheel; the checkout's ``targets/`` in an editable install."""
+    try:
+        return resources.files("edgekit.targets")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "targets"
+
+
+def _packaged() -> dict[str, Any]:
+    folder = _targets_folder()
+    return {f.name[:-5]: f for f in folder.iterdir() if f.name.endswith(".toml")}
+
+
+def target_names() -> list[str]:
+    return sorted(_packaged())
+
+
+def _check(table: dict[str, Any], required: dict[str, Any], where: str, source: str) -> None:
+    for key, kind in required.items():
+        if key not in table:
+            raise EdgekitError(f"target profile {source} lacks the key '{where}{key}'", f"add {where}{key} to the file")
+        if not isinstance(table[key], kind) or isinstance(table[key], bool):
+            raise EdgekitError(f"target profile {source}: '{where}{key}' has the wrong type",
+                               f"see targets/rpi4.toml for the expected form of {where}{key}")
+
+
+def parse_target(text: str, source: str) -> dict[str, Any]:
+    try:
+        profile = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise EdgekitError(f"target profile {source} is not valid TOML ({exc})", "fix the file's syntax") from None
+    _check(profile, REQUIRED, "", source)
+    _check(profile["cpu"], REQUIRED_CPU, "cpu.", source)
+    _check(profile["runtime"], REQUIRED_RUNTIME, "runtime.", source)
+    if profile["runtime"]["threads"] < 1 or profile["cpu"]["cores"] < 1:
+        raise EdgekitError(f"target profile {source}: cores and threads must be at least 1", "fix cpu.cores / runtime.threads")
+    return profile
+
+
+def load_target(name_or_path: str) -> dict[str, Any]:
+    """A packaged profile by name (``rpi4``) or any ``.toml`` file path."""
+    packaged = _packaged()
+    if name_or_path in packaged:
+        return parse_target(packaged[name_or_path].read_text(encoding="utf-8"), f"'{name_or_path}'")
+    path = Path(name_or_path)
+    if path.suffix == ".toml":
+        if not path.is_file():
+            raise EdgekitError(f"target file {path} does not exist", "pass an existing .toml profile or a target name")
+        return parse_target(path.read_text(encoding="utf-8"), str(path))
+    close = difflib.get_close_matches(name_or_path, list(packaged), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise EdgekitError(f"unknown target '{name_or_path}'",
+                       f"{hint}choose one of {', '.join(sorted(packaged))} (see `edgekit targets`) or pass a .toml file")

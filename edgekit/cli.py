@@ -1,0 +1,136 @@
+"""The command line: one thin command per stage, ``compress`` for the whole chain, and ``targets``.
+
+Every command takes the same options; each stage reads the ones it needs. ``--config FILE.toml``
+holds the same keys (``teacher_arch = "resnet18"``); flags given on the command line win.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgekit.config import build_settings, load_config_file
+from edgekit.errors import EdgekitError
+
+# typer 0.29 vendors click; its usage errors are typer's own classes.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Distil, quantize, export and benchmark a PyTorch classifier for an edge device.")
+OUT = Console()
+ERR = Console(stderr=True)
+DEBUG = {"on": False}
+
+Data = Annotated[Optional[Path], typer.Option(help="ImageFolder directory (train/<class>/*, test/<class>/*, optional val/). Default: built-in digits.")]
+TeacherFile = Annotated[Optional[Path], typer.Option("--teacher", help="Teacher weights: .safetensors, state_dict .pt/.pth, or ExportedProgram .pt2. Default: train one.")]
+TeacherArch = Annotated[Optional[str], typer.Option(help="torchvision architecture of the teacher (default resnet18).")]
+Student = Annotated[Optional[str], typer.Option(help="mobilenet_v2 (default) or mobilenet_v3_small.")]
+Width = Annotated[Optional[float], typer.Option(help="Student width multiplier (default 0.35).")]
+Size = Annotated[Optional[int], typer.Option(help="Square input size in pixels (default 32).")]
+Temperature = Annotated[Optional[float], typer.Option(help="Distillation temperature T (default 4).")]
+Alpha = Annotated[Optional[float], typer.Option(help="Weight of the soft KD term; 1-alpha weighs cross-entropy (default 0.7).")]
+Epochs = Annotated[Optional[int], typer.Option(help="Epochs for every training stage (teacher, distill, QAT).")]
+Method = Annotated[Optional[str], typer.Option("--quant-method", "--method", help="qat (teacher-guided, default) or ptq.")]
+Target = Annotated[Optional[str], typer.Option(help="Target profile name (see `edgekit targets`) or a .toml file (default rpi4).")]
+Threads = Annotated[Optional[int], typer.Option(help="Threads for host latency (default: the target's, capped at this host's cores).")]
+Seed = Annotated[Optional[int], typer.Option(help="Random seed for training (default 0).")]
+Out = Annotated[Path, typer.Option(help="Run directory; each stage writes a folder inside it.")]
+Config = Annotated[Optional[Path], typer.Option(help="TOML file with the same keys as the flags.")]
+Force = Annotated[bool, typer.Option(help="Rerun the stages even when they are up to date.")]
+Debug = Annotated[bool, typer.Option(help="Show tracebacks for errors.")]
+
+
+def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads the signature
+    def command(data: Data = None, teacher: TeacherFile = None, teacher_arch: TeacherArch = None,
+                student: Student = None, width: Width = None, size: Size = None, temperature: Temperature = None,
+                alpha: Alpha = None, epochs: Epochs = None, quant_method: Method = None, target: Target = None,
+                threads: Threads = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
+                force: Force = False, debug: Debug = False) -> None:
+        DEBUG["on"] = debug
+        flags = {"data": str(data) if data else None, "teacher": str(teacher) if teacher else None,
+                 "teacher_arch": teacher_arch, "student": student, "width": width, "size": size,
+                 "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method,
+                 "target": target, "threads": threads, "seed": seed}
+        _run(stages, flags, out, config, force)
+
+    command.__doc__ = doc
+    return command
+
+
+def _run(stages: list[str], flags: dict, out: Path, config: Path | None, force: bool) -> None:
+    from edgekit.pipeline.chain import run_chain
+    from edgekit.stages.common import StageContext
+
+    settings = build_settings(load_config_file(config) if config else {}, flags)
+    ctx = StageContext(settings=settings, out=out, force=force, console=ERR)
+    run_chain(ctx, stages)
+    if "benchmark" in stages:
+        _print_summary(out)
+
+
+def _print_summary(out: Path) -> None:
+    import json
+
+    from edgekit.bench.report_md import artifact_rows
+
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    table = Table(title=f"edgekit — {report['target']['description']}")
+    for column in ("File", "Format", "Precision", "Status", "Size", "Accuracy", "Agreement", "Host ms p50 / p90", "Threads"):
+        table.add_column(column)
+    for row in artifact_rows(report):
+        table.add_row(*row)
+    OUT.print(table)
+    OUT.print(f"teacher accuracy {100 * report['teacher']['accuracy']:.2f} %, reports in {out}/report.{{json,md,html}}")
+
+
+app.command("compress")(_stage_command(list(("teacher", "distill", "quantize", "export", "benchmark")),
+                                       "Run the whole chain: teacher, distill, quantize, export, benchmark."))
+app.command("teacher")(_stage_command(["teacher"], "Train a teacher on the data, or load yours, and measure it."))
+app.command("distill")(_stage_command(["distill"], "Distil the teacher into a MobileNet student (Hinton KD)."))
+app.command("quantize")(_stage_command(["quantize"], "INT8 by teacher-guided QAT (default) or PTQ (--method ptq)."))
+app.command("export")(_stage_command(["export"], "Write ONNX and TFLite, FP32 and INT8, with labels and preprocess.json."))
+app.command("benchmark")(_stage_command(["benchmark"], "Measure every artifact in its own runtime and write the reports."))
+
+
+@app.command("targets")
+def targets(name: Annotated[Optional[str], typer.Argument(help="Show one profile in full.")] = None) -> None:
+    """List the hardware target profiles, or show one."""
+    from edgekit.bench.targets import load_target, target_names
+
+    if name:
+        import json
+
+        OUT.print_json(json.dumps(load_target(name)))
+        return
+    table = Table(title="edgekit targets")
+    for column in ("Name", "Device", "CPU", "Clock GHz", "ISA", "Runtime", "Threads"):
+        table.add_column(column)
+    for target_name in target_names():
+        t = load_target(target_name)
+        table.add_row(target_name, t["description"], f"{t['cpu']['cores']}x {t['cpu']['core']}", str(t["cpu"]["clock_ghz"]),
+                      ", ".join(t["cpu"]["isa"]), t["runtime"]["name"], str(t["runtime"]["threads"]))
+    OUT.print(table)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except EdgekitError as exc:
+        if DEBUG["on"]:
+            raise
+        print(exc.one_line(), file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except NoArgsIsHelpError:
+        sys.exit(0)
+    except UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "edgekit"
+        print(f"error: {exc.format_message()} — see `{command} --help`".replace("\n", " "), file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        print("error: interrupted — rerun the same command to continue", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,182 @@
+"""Every parameter of the chain, as one flat set of keys shared by flags and ``--config`` files.
+
+The keys of the TOML file are exactly the long flag names with ``-`` written as ``_``; a flag given on
+the command line wins over the file. Each stage reads only the keys it declares (``STAGE_KEYS``),
+so changing a benchmark option never retrains a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import EdgekitError
+
+
+@dataclass
+class Settings:
+    # data
+    data: str | None = None  # None: built-in digits; else an ImageFolder directory
+    size: int = 32  # square input side the student (and teacher) see
+    seed: int = 0
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    batch_size: int = 64
+    # teacher
+    teacher: str | None = None  # weights file (.safetensors, .pt/.pth state_dict, .pt2); None: train one
+    teacher_arch: str = "resnet18"  # any torchvision classification builder name
+    teacher_epochs: int = 8
+    teacher_lr: float = 0.05
+    # distill
+    student: str = "mobilenet_v2"  # or mobilenet_v3_small
+    width: float = 0.35
+    temperature: float = 4.0
+    alpha: float = 0.7  # weight of the soft (KD) term; 1 - alpha weighs cross-entropy
+    distill_epochs: int = 20
+    distill_lr: float = 0.05
+    # quantize
+    quant_method: str = "qat"  # qat (teacher-guided) or ptq
+    qat_epochs: int = 3
+    qat_lr: float = 0.005
+    calibration_batches: int = 16
+    # benchmark
+    target: str = "rpi4"
+    threads: int | None = None  # host threads for latency; None: the target's, capped at this host's cores
+    latency_runs: int = 100
+
+    def with_epochs(self, epochs: int) -> None:
+        """``--epochs N`` sets every training stage's epoch count at once."""
+        self.teacher_epochs = self.distill_epochs = self.qat_epochs = epochs
+
+
+STAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "teacher": ("data", "size", "seed", "mean", "std", "batch_size", "teacher", "teacher_arch",
+                "teacher_epochs", "teacher_lr"),
+    "distill": ("data", "size", "seed", "mean", "std", "batch_size", "student", "width",
+                "temperature", "alpha", "distill_epochs", "distill_lr"),
+    "quantize": ("data", "size", "seed", "mean", "std", "batch_size", "temperature", "alpha",
+                 "quant_method", "qat_epochs", "qat_lr", "calibration_batches"),
+    "export": ("data", "size", "mean", "std"),
+    "benchmark": ("data", "size", "seed", "mean", "std", "target", "threads", "latency_runs"),
+}
+
+# Keys the config file accepts besides Settings fields.
+EXTRA_KEYS = ("epochs",)
+METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "student": ("mobilenet_v2", "mobilenet_v3_small")}
+
+
+def stage_params(settings: Settings, stage: str) -> dict[str, Any]:
+    return {k: getattr(settings, k) for k in STAGE_KEYS[stage]}
+
+
+def _nearest(key: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(key, choices, n=1)
+    return f"did you mean '{match[0]}'?" if match else f"valid keys: {', '.join(sorted(choices))}"
+
+
+def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
+    """Check a config value against the type of the field's default."""
+    bad = EdgekitError(f"{source}: '{name}' = {value!r} has the wrong type",
+                       f"give {name} as {type(default).__name__ if default is not None else 'a string'}")
+    if name in ("mean", "std"):
+        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise EdgekitError(f"{source}: '{name}' must be a list of 3 numbers, got {value!r}",
+                               f"write {name} = [0.5, 0.5, 0.5]")
+        return [float(v) for v in value]
+    if default is None or name in ("data", "teacher", "threads"):
+        if name == "threads":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise bad
+            return value
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if isinstance(default, int):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad
+        return value
+    if isinstance(default, float):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise bad
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise bad
+        return value
+    return value
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a flat TOML file of Settings keys; unknown keys and wrong types are user errors."""
+    if not path.is_file():
+        raise EdgekitError(f"config file {path} does not exist", "pass an existing TOML file to --config")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise EdgekitError(f"config file {path} is not valid TOML ({exc})", "fix the syntax of the file") from None
+    defaults = Settings()
+    known = [f.name for f in fields(Settings)] + list(EXTRA_KEYS)
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise EdgekitError(f"unknown key '{key}' in {path}", _nearest(name, known))
+        if name == "epochs":
+            out[name] = _coerce(name, value, 1, str(path))
+        else:
+            out[name] = _coerce(name, value, getattr(defaults, name), str(path))
+    return out
+
+
+def build_settings(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Settings:
+    """Defaults, then the config file, then the flags that were given (not None)."""
+    settings = Settings()
+    merged = dict(file_values)
+    merged.update({k: v for k, v in flag_values.items() if v is not None})
+    epochs = merged.pop("epochs", None)
+    if epochs is not None:
+        settings.with_epochs(epochs)
+    for key, value in merged.items():
+        setattr(settings, key, value)
+    validate(settings)
+    return settings
+
+
+def validate(s: Settings) -> None:
+    """Range checks that no type can express."""
+    for key in ("teacher_epochs", "distill_epochs", "qat_epochs"):
+        if getattr(s, key) < 1:
+            raise EdgekitError(f"{key.replace('_', ' ')} must be at least 1, got {getattr(s, key)}",
+                               "pass --epochs 1 or more")
+    if s.width <= 0:
+        raise EdgekitError(f"--width must be positive, got {s.width}", "pass a width multiplier such as 0.35 or 1.0")
+    if s.size < 16:
+        raise EdgekitError(f"--size must be at least 16 pixels, got {s.size}", "pass --size 32 or larger")
+    if s.batch_size < 1:
+        raise EdgekitError(f"batch_size must be at least 1, got {s.batch_size}", "set batch_size to 1 or more")
+    if not 0.0 <= s.alpha <= 1.0:
+        raise EdgekitError(f"--alpha must lie in [0, 1], got {s.alpha}", "pass the weight of the soft term, e.g. 0.7")
+    if s.temperature <= 0:
+        raise EdgekitError(f"--temperature must be positive, got {s.temperature}", "pass e.g. --temperature 4")
+    if any(v <= 0 for v in s.std):
+        raise EdgekitError(f"std must be positive, got {s.std}", "use e.g. std = [0.5, 0.5, 0.5]")
+    if s.threads is not None and s.threads < 1:
+        raise EdgekitError(f"--threads must be at least 1, got {s.threads}", "pass --threads 1 or more")
+    if s.latency_runs < 1:
+        raise EdgekitError(f"latency_runs must be at least 1, got {s.latency_runs}", "set latency_runs to 1 or more")
+    for key, choices in METHOD_CHOICES.items():
+        if getattr(s, key) not in choices:
+            raise EdgekitError(f"{key.replace('_', '-')} '{getattr(s, key)}' is not known",
+                               f"choose one of {', '.join(choices)}")
+
+
+def as_dict(settings: Settings) -> dict[str, Any]:
+    return dataclasses.asdict(settings)

@@ -1,0 +1,22 @@
+"""The one root of every error a user can cause.
+
+The CLI prints ``error: <what> — <fix>`` on one line and exits with code 2. Anything that is not an
+EdgekitError is a bug in edgekit and may show a traceback.
+"""
+
+from __future__ import annotations
+
+
+class EdgekitError(Exception):
+    """A problem the user can fix: ``what`` went wrong and ``fix`` says how to repair it."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, fix: str) -> None:
+        super().__init__(f"{what} — {fix}")
+        self.what = what
+        self.fix = fix
+
+    def one_line(self) -> str:
+        text = f"error: {self.what} — {self.fix}"
+        return " ".join(text.split())

@@ -1,0 +1,24 @@
+"""preprocess.json and labels.txt: how an app feeds each artifact and names its outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgekit.data.preprocess import PreprocessSpec
+
+SCHEMA = "edgekit.preprocess/1"
+LABELS_FILE = "labels.txt"
+PREPROCESS_FILE = "preprocess.json"
+
+
+def preprocess_document(spec: PreprocessSpec, artifacts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"schema": SCHEMA, **spec.to_dict(), "labels": LABELS_FILE, "output": "logits", "artifacts": artifacts}
+
+
+def embedded_document(spec: PreprocessSpec, classes: list[str], name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """What travels inside one file: the recipe, its own I/O entry and the class names."""
+    return {"schema": SCHEMA, **spec.to_dict(), "output": "logits", "classes": classes, "artifact": name, **entry}
+
+
+def labels_text(classes: list[str]) -> str:
+    return "".join(f"{name}\n" for name in classes)

@@ -1,0 +1,63 @@
+"""TFLite export through litert-torch: NHWC input for apps, full-integer INT8 from a PT2E graph.
+
+The preprocessing JSON goes into the flatbuffer's ``metadata`` table (name ``edgekit.preprocess``),
+read back with any flatbuffer reader; labels.txt and preprocess.json also sit beside the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import flatbuffers
+import torch
+
+from edgekit.export.quiet import quiet_fds
+
+METADATA_NAME = "edgekit.preprocess"
+
+
+def _int8_quant_config():  # noqa: ANN202 - litert-torch types
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+
+    return QuantConfig(pt2e_quantizer=PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True)))
+
+
+def export_tflite(model: torch.nn.Module, example_nchw: torch.Tensor, path: Path, *, int8: bool) -> None:
+    """``model`` takes NCHW; the file takes NHWC (``to_channel_last_io``). ``int8``: a fold_quantize=False graph."""
+    import litert_torch
+
+    nhwc = litert_torch.to_channel_last_io(model, args=[0])
+    example = example_nchw.permute(0, 2, 3, 1).contiguous()
+    with quiet_fds():
+        converted = litert_torch.convert(nhwc, (example,), quant_config=_int8_quant_config() if int8 else None)
+        converted.export(str(path))
+
+
+def embed_metadata(path: Path, name: str, payload: bytes) -> None:
+    """Append a named metadata buffer to a .tflite file (rewritten in place through a temporary file)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(Path(path).read_bytes()), 0)
+    buffer = schema.BufferT()
+    buffer.data = list(payload)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != name] + [entry]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    tmp = Path(path).with_suffix(".tflite.tmp")
+    tmp.write_bytes(builder.Output())
+    tmp.replace(path)
+
+
+def read_metadata(path: Path, name: str) -> bytes | None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(Path(path).read_bytes()), 0)
+    for entry in model.metadata or []:
+        if (entry.name.decode() if isinstance(entry.name, bytes) else entry.name) == name:
+            return bytes(bytearray(model.buffers[entry.buffer].data))
+    return None

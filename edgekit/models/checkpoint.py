@@ -1,0 +1,33 @@
+"""Our own weights on disk: safetensors plus a JSON side file describing how to rebuild the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from edgekit.pipeline.atomic import write_json_atomic
+
+WEIGHTS = "model.safetensors"
+SPEC = "model.json"
+
+
+def save_weights(model: torch.nn.Module, folder: Path, spec: dict[str, Any]) -> None:
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(Path(folder) / WEIGHTS))
+    write_json_atomic(Path(folder) / SPEC, spec)
+
+
+def read_spec(folder: Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / SPEC).read_text(encoding="utf-8"))
+
+
+def load_state(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(Path(folder) / WEIGHTS))
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,82 @@
+"""Load a teacher a user hands us: safetensors, a state_dict ``.pt``/``.pth``, or an ExportedProgram ``.pt2``.
+
+Only safe loaders are used: ``torch.load(weights_only=True)`` never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from edgekit.errors import EdgekitError
+
+SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2")
+
+
+def _not_checkpoint(path: Path, why: str) -> EdgekitError:
+    return EdgekitError(f"teacher file {path} is not a checkpoint ({why})",
+                        "pass a .safetensors file, a state_dict saved with torch.save, or a .pt2 ExportedProgram")
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A flat name -> tensor mapping from a safetensors or ``.pt``/``.pth`` file."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise _not_checkpoint(path, f"safetensors could not read it: {exc}") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise EdgekitError(f"{path} needs unsafe unpickling",
+                               "save only the state_dict (torch.save(model.state_dict(), ...)) or convert it to safetensors") from None
+        raise _not_checkpoint(path, "it does not unpickle") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise _not_checkpoint(path, str(exc).splitlines()[0][:120] if str(exc) else exc.__class__.__name__) from None
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise _not_checkpoint(path, "it holds no mapping of parameter names to tensors")
+    return obj
+
+
+def load_exported(path: Path) -> torch.nn.Module:
+    try:
+        return torch.export.load(str(path)).module()
+    except Exception as exc:  # torch raises many kinds here; all mean "not a usable .pt2"
+        raise _not_checkpoint(path, f"torch.export.load failed: {exc.__class__.__name__}") from None
+
+
+def check_teacher_file(path: Path) -> None:
+    path = Path(path)
+    if not path.exists():
+        raise EdgekitError(f"teacher file {path} does not exist", "check the path given to --teacher")
+    if not path.is_file():
+        raise EdgekitError(f"teacher path {path} is not a file", "pass the weights file itself to --teacher")
+    if path.suffix not in SUFFIXES:
+        raise EdgekitError(f"teacher file {path} has an unknown suffix '{path.suffix}'",
+                           f"pass one of {', '.join(SUFFIXES)}")
+
+
+def fit_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
+    """Load weights strictly; name the mismatch when they belong to another architecture."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        detail = f"{len(missing)} missing, {len(unexpected)} unexpected, {len(shapes)} wrong-shape tensors"
+        if shapes and not missing and not unexpected:
+            detail += f", e.g. {shapes[0]} {tuple(state[shapes[0]].shape)} vs {tuple(own[shapes[0]].shape)}"
+        raise EdgekitError(f"teacher file {path} does not match --teacher-arch {arch} ({detail})",
+                           "pass the architecture the weights were trained with, and as many classes as the data has")
+    model.load_state_dict(state, strict=True)

@@ -1,0 +1,102 @@
+"""The stage contract: fingerprint, skip when up to date, write to a temporary sibling, rename when done."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from edgekit.errors import EdgekitError
+from edgekit.pipeline.atomic import replace_dir, write_json_atomic
+from edgekit.pipeline.fingerprint import fingerprint, path_digest
+
+STAGE_FILE = "stage.json"
+
+# The folder each stage writes below --out. The export stage's folder is the one an app developer
+# takes away, so it is called "artifacts" as in the artifact contract.
+STAGE_FOLDERS = {"teacher": "teacher", "distill": "distill", "quantize": "quantize",
+                 "export": "artifacts", "benchmark": "benchmark"}
+
+
+def read_stage(out: Path, stage: str) -> dict[str, Any]:
+    """The stage.json of a finished stage, or a user error saying which command makes it."""
+    path = Path(out) / STAGE_FOLDERS[stage] / STAGE_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EdgekitError(f"no finished '{stage}' stage in {out}",
+                           f"run `edgekit {stage} --out {out}` (or `edgekit compress --out {out}`) first") from None
+    except json.JSONDecodeError:
+        raise EdgekitError(f"{path} is corrupt", f"rerun `edgekit {stage} --out {out} --force`") from None
+    if record.get("status") != "complete":
+        raise EdgekitError(f"the '{stage}' stage in {out} did not complete", f"rerun `edgekit {stage} --out {out}`")
+    return record
+
+
+def stage_dir(out: Path, stage: str) -> Path:
+    return Path(out) / STAGE_FOLDERS[stage]
+
+
+def run_stage(
+    stage: str,
+    version: str,
+    params: dict[str, Any],
+    inputs: dict[str, Path | str],
+    out: Path,
+    body: Callable[[Path], dict[str, Any]],
+    *,
+    force: bool = False,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run ``body(tmp_dir)`` unless ``out/<folder>/stage.json`` already holds this fingerprint.
+
+    ``inputs`` maps a name to a path (hashed by content) or to a string that already identifies the
+    content (a data set version, say). Returns the stage record (with ``result``).
+    """
+    console = console or Console(stderr=True)
+    out = Path(out)
+    digests = {k: (path_digest(Path(v)) if isinstance(v, Path) else str(v)) for k, v in inputs.items()}
+    fp = fingerprint(stage, version, params, digests)
+    final = stage_dir(out, stage)
+    record_path = final / STAGE_FILE
+    if not force and record_path.is_file():
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            record = {}
+        if record.get("fingerprint") == fp and record.get("status") == "complete":
+            console.print(f"{stage}: up to date")
+            return record
+        if record:
+            console.print(f"{stage}: inputs or parameters changed, rerunning")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{final.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    started = time.perf_counter()
+    try:
+        result = body(tmp)
+        record = {
+            "stage": stage,
+            "version": version,
+            "status": "complete",
+            "fingerprint": fp,
+            "params": params,
+            "inputs": digests,
+            "seconds": round(time.perf_counter() - started, 3),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "result": result,
+        }
+        write_json_atomic(tmp / STAGE_FILE, record)
+        replace_dir(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    console.print(f"{stage}: done in {record['seconds']:.1f} s")
+    return record

@@ -1,0 +1,69 @@
+"""The PT2E INT8 recipe (DESIGN.md section 6): capture, prepare, convert, and rebuild from safetensors.
+
+Weights are per-channel symmetric int8, activations per-tensor int8 (XNNPACK's scheme, which LiteRT
+and onnxruntime both run as integer kernels). A prepared graph's state (weights, fake-quant and
+observer buffers) is saved as safetensors; ``rebuild_prepared`` recreates the same graph from the FP32
+student and loads it back, so no pickle is ever written or read.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+import torch
+from torch.export import Dim
+
+Method = Literal["qat", "ptq"]
+
+
+def xnnpack_quantizer(is_qat: bool):  # noqa: ANN201 - the class is private to torchao
+    """The one place that imports torchao's private XNNPACK quantizer."""
+    from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+
+    return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat))
+
+
+def capture(model: torch.nn.Module, example: torch.Tensor, *, train: bool) -> torch.nn.Module:
+    """torch.export with a dynamic batch dimension, in training or inference form."""
+    model = model.train() if train else model.eval()
+    batch = Dim("batch", min=1, max=4096)
+    return torch.export.export(model, (example,), dynamic_shapes=({0: batch},)).module()
+
+
+def prepare(student: torch.nn.Module, example: torch.Tensor, method: Method) -> torch.nn.Module:
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
+
+    student = copy.deepcopy(student)
+    if method == "qat":
+        return prepare_qat_pt2e(capture(student, example, train=True), xnnpack_quantizer(is_qat=True))
+    return prepare_pt2e(capture(student, example, train=False), xnnpack_quantizer(is_qat=False))
+
+
+def to_train(prepared: torch.nn.Module) -> None:
+    from torchao.quantization.pt2e import move_exported_model_to_train
+
+    move_exported_model_to_train(prepared)
+
+
+def to_eval(prepared: torch.nn.Module) -> None:
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+
+    move_exported_model_to_eval(prepared)
+
+
+def rebuild_prepared(student: torch.nn.Module, example: torch.Tensor, method: Method,
+                     state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    prepared = prepare(student, example, method)
+    prepared.load_state_dict(state, strict=True)
+    to_eval(prepared)
+    return prepared
+
+
+def convert(prepared: torch.nn.Module, *, fold: bool) -> torch.nn.Module:
+    """The integer model. ``fold=False`` feeds LiteRT and is the PyTorch INT8 reference; ``fold=True`` feeds ONNX."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    converted = convert_pt2e(copy.deepcopy(prepared), fold_quantize=fold)
+    converted.training = False  # .eval() raises on a converted PT2E graph
+    return converted

@@ -1,0 +1,127 @@
+"""Stage 5: every artifact in its own runtime: size, accuracy, agreement with PyTorch, host latency."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit import __version__
+from edgekit.bench.latency import measure
+from edgekit.bench.report_html import write_html
+from edgekit.bench.report_md import render_markdown
+from edgekit.bench.runtimes import LiteRTRunner, open_runner
+from edgekit.bench.size_breakdown import tflite_bytes
+from edgekit.bench.targets import load_target
+from edgekit.bench.versions import host_info, library_versions
+from edgekit.config import as_dict, stage_params
+from edgekit.distill.train_loop import predict
+from edgekit.export.artifact_meta import PREPROCESS_FILE
+from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
+from edgekit.pipeline.fingerprint import file_sha256
+from edgekit.pipeline.runner import STAGE_FOLDERS, read_stage, run_stage, stage_dir
+from edgekit.stages.common import StageContext
+from edgekit.stages.export import reference_models
+
+VERSION = "1"
+REPORT_SCHEMA = "edgekit.report/1"
+RUNTIMES = {"onnx": "onnxruntime", "tflite": "ai-edge-litert"}
+
+
+def host_threads(requested: int | None, target: dict[str, Any]) -> int:
+    """The target's app thread count, capped at this host's cores, unless --threads says otherwise."""
+    return requested or min(int(target["runtime"]["threads"]), os.cpu_count() or 1)
+
+
+def _artifact_row(ctx: StageContext, art_dir: Path, row: dict[str, Any], entry: dict[str, Any], threads: int,
+                  x: np.ndarray, y: np.ndarray, reference: dict[str, np.ndarray]) -> dict[str, Any]:
+    path = art_dir / row["name"]
+    runner = open_runner(path, entry, threads)
+    predicted = runner(x).argmax(1)
+    single = runner.prepared_single(x) if isinstance(runner, LiteRTRunner) else x[:1]
+    call = (lambda: runner.invoke_one(single)) if isinstance(runner, LiteRTRunner) else (lambda: runner(single))
+    latency = measure(call, ctx.settings.latency_runs, threads)
+    out = {**row, "runtime": RUNTIMES[row["format"]], "path": f"artifacts/{row['name']}", "bytes": path.stat().st_size,
+           "sha256": file_sha256(path), "accuracy": float(np.mean(predicted == y)),
+           "agreement": float(np.mean(predicted == reference[row["precision"]])),
+           "agreement_reference": "PyTorch FP32 student" if row["precision"] == "fp32" else "PyTorch INT8 (PT2E converted)",
+           "latency_ms": latency, "input_dtype": entry["input_dtype"], "layout": entry["layout"]}
+    if row["format"] == "tflite":
+        out["size_breakdown"] = tflite_bytes(path)
+    ctx.console.print(f"benchmark: {row['name']}: accuracy {out['accuracy']:.4f}, agreement {out['agreement']:.4f}, "
+                      f"p50 {latency['p50']:.3f} ms ({threads} threads)")
+    return out
+
+
+def build_report(ctx: StageContext, artifacts: list[dict[str, Any]], target: dict[str, Any], threads: int) -> dict[str, Any]:
+    records = {name: read_stage(ctx.out, name) for name in ("teacher", "distill", "quantize", "export")}
+    teacher, student, quant = (records[k]["result"] for k in ("teacher", "distill", "quantize"))
+    data = ctx.data
+    return {
+        "schema": REPORT_SCHEMA,
+        "edgekit_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "target": {"name": target["name"], "description": target["description"], "cpu": target["cpu"],
+                   "runtime": target["runtime"], "estimate": None,
+                   "estimate_note": "device latency estimates arrive with the targets issue; host numbers only"},
+        "host": {**host_info(), "threads": threads},
+        "data": {"source": data.source, "classes": data.classes, "eval_split": data.eval_split, "counts": data.counts()},
+        "teacher": {"arch": teacher["arch"], "source": teacher["source"], "params": teacher["params"],
+                    "accuracy": teacher["accuracy"]},
+        "students": [
+            {"name": "student_fp32", "arch": student["arch"], "width": student["width"], "params": student["params"],
+             "accuracy": student["accuracy"], "temperature": student["temperature"], "alpha": student["alpha"],
+             "alpha_convention": "weight of the soft (KD) term"},
+            {"name": "student_int8_pytorch", "arch": student["arch"], "method": quant["method"],
+             "teacher_guided": quant["teacher_guided"], "params": student["params"], "accuracy": quant["accuracy"]},
+        ],
+        "teacher_to_student_params": student["teacher_to_student_params"],
+        "artifacts": artifacts,
+        "stages": {name: {"seconds": rec["seconds"], "finished_at": rec["finished_at"]} for name, rec in records.items()},
+        "versions": library_versions(),
+        "settings": as_dict(ctx.settings),
+    }
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    s = ctx.settings
+    export_record = read_stage(ctx.out, "export")
+    target = load_target(s.target)
+    threads = host_threads(s.threads, target)
+    art_dir = stage_dir(ctx.out, "export")
+    inputs = {"data": ctx.data.identity, "artifacts": art_dir, "distill": stage_dir(ctx.out, "distill"),
+              "quantize": stage_dir(ctx.out, "quantize"), "target": json.dumps(target, sort_keys=True)}
+
+    def body(folder: Path) -> dict[str, Any]:
+        preprocess = json.loads((art_dir / PREPROCESS_FILE).read_text(encoding="utf-8"))
+        x_t, y_t = ctx.eval_split()
+        models = reference_models(ctx.out, s.size)
+        reference = {p: predict(models[p], x_t).argmax(1).numpy() for p in ("fp32", "int8")}
+        x, y = x_t.numpy(), y_t.numpy()
+        rows = []
+        for row in export_record["result"]["artifacts"]:
+            base = {k: row[k] for k in ("name", "format", "precision")}
+            if row["status"] != "ok":
+                rows.append({**base, "status": "failed", "error": row.get("error", "")})
+                continue
+            rows.append({**base, "status": "ok",
+                         **_artifact_row(ctx, art_dir, base, preprocess["artifacts"][row["name"]], threads, x, y, reference)})
+        report = build_report(ctx, rows, target, threads)
+        write_json_atomic(folder / "report.json", report)
+        write_text_atomic(folder / "report.md", render_markdown(report))
+        write_html(report, folder / "report.html")
+        return {"artifacts": len(rows), "failed": sum(r["status"] != "ok" for r in rows)}
+
+    return run_stage("benchmark", VERSION, stage_params(s, "benchmark"), inputs, ctx.out, body,
+                     force=ctx.force, console=ctx.console)
+
+
+def publish_reports(out: Path) -> None:
+    """Copy the benchmark's reports to the top of --out, each replaced atomically."""
+    folder = Path(out) / STAGE_FOLDERS["benchmark"]
+    for name in ("report.json", "report.md", "report.html"):
+        write_text_atomic(Path(out) / name, (folder / name).read_text(encoding="utf-8"))

@@ -1,0 +1,101 @@
+"""Stage 4: four self-contained files (ONNX and TFLite, FP32 and INT8), labels, preprocess.json, parity.
+
+Each format is exported by its own function and fails alone (as in Ultralytics' exporter): a failed
+conversion is recorded with its error, and the other files are still written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgekit.bench.runtimes import onnx_io, open_runner, tflite_io
+from edgekit.config import stage_params
+from edgekit.distill.train_loop import predict
+from edgekit.export.artifact_meta import LABELS_FILE, PREPROCESS_FILE, embedded_document, labels_text, preprocess_document
+from edgekit.export.onnx_format import export_onnx
+from edgekit.export.tflite_format import METADATA_NAME, embed_metadata, export_tflite
+from edgekit.models.stage_models import load_prepared, load_student
+from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
+from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
+from edgekit.quantize import pt2e
+from edgekit.stages.common import StageContext
+
+VERSION = "1"
+PARITY_IMAGES = 64
+ARTIFACTS = (  # name, format, precision
+    ("model_fp32.onnx", "onnx", "fp32"),
+    ("model_int8.onnx", "onnx", "int8"),
+    ("model_fp32.tflite", "tflite", "fp32"),
+    ("model_int8.tflite", "tflite", "int8"),
+)
+
+
+def reference_models(out: Path, size: int) -> dict[str, torch.nn.Module]:
+    """The PyTorch model each precision is compared with: the FP32 student, the converted INT8 graph."""
+    prepared = load_prepared(stage_dir(out, "distill"), stage_dir(out, "quantize"), size)
+    return {"fp32": load_student(stage_dir(out, "distill")), "int8": pt2e.convert(prepared, fold=False),
+            "int8_folded": pt2e.convert(prepared, fold=True)}
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    s = ctx.settings
+    read_stage(ctx.out, "quantize")
+    inputs = {"data": ctx.data.identity, "student": stage_dir(ctx.out, "distill"),
+              "quantize": stage_dir(ctx.out, "quantize")}
+
+    def body(folder: Path) -> dict[str, Any]:
+        spec, classes = ctx.spec, ctx.data.classes
+        models = reference_models(ctx.out, s.size)
+        x_eval, _ = ctx.eval_split()
+        example = x_eval[:1]
+        onnx_entry = {"input": "image", "layout": "NCHW", "input_dtype": "float32", "output_dtype": "float32"}
+        makers: dict[str, Callable[[Path], None]] = {
+            "model_fp32.onnx": lambda p: export_onnx(models["fp32"], example, p,
+                                                     {"edgekit.preprocess": embedded_document(spec, classes, p.name, onnx_entry)}),
+            "model_int8.onnx": lambda p: export_onnx(models["int8_folded"], example, p,
+                                                     {"edgekit.preprocess": embedded_document(spec, classes, p.name, onnx_entry)}),
+            "model_fp32.tflite": lambda p: export_tflite(models["fp32"], example, p, int8=False),
+            "model_int8.tflite": lambda p: export_tflite(models["int8"], example, p, int8=True),
+        }
+        entries: dict[str, dict[str, Any]] = {}
+        results: list[dict[str, Any]] = []
+        x_parity = x_eval[:PARITY_IMAGES]
+        for name, fmt, precision in ARTIFACTS:
+            path = folder / name
+            started = time.perf_counter()
+            row: dict[str, Any] = {"name": name, "format": fmt, "precision": precision}
+            try:
+                makers[name](path)
+                entry = onnx_io(path) if fmt == "onnx" else tflite_io(path)
+                if fmt == "tflite":
+                    embed_metadata(path, METADATA_NAME,
+                                   json.dumps(embedded_document(spec, classes, name, entry)).encode())
+                entries[name] = entry
+                runner = open_runner(path, entry, threads=1)
+                expected = predict(models[precision], x_parity).argmax(1).numpy()
+                got = runner(x_parity.numpy()).argmax(1)
+                row.update(status="ok", bytes=path.stat().st_size, parity_images=len(x_parity),
+                           parity_agreement=float(np.mean(expected == got)))
+                ctx.console.print(f"export: {name} {row['bytes'] / 1024:.0f} KiB, "
+                                  f"top-1 agreement with PyTorch {row['parity_agreement']:.3f} on {len(x_parity)} images")
+            except Exception as exc:  # one format failing must not take the others down
+                path.unlink(missing_ok=True)
+                row.update(status="failed", error=f"{exc.__class__.__name__}: {exc}".splitlines()[0][:300])
+                ctx.console.print(f"[red]export: {name} failed[/red]: {row['error']}")
+                ctx.console.print(traceback.format_exc(limit=3), markup=False, highlight=False)
+            row["seconds"] = round(time.perf_counter() - started, 2)
+            results.append(row)
+        write_text_atomic(folder / LABELS_FILE, labels_text(classes))
+        write_json_atomic(folder / PREPROCESS_FILE, preprocess_document(spec, entries))
+        return {"artifacts": results}
+
+    return run_stage("export", VERSION, stage_params(s, "export"), inputs, ctx.out, body,
+                     force=ctx.force, console=ctx.console)

@@ -1,0 +1,72 @@
+"""Stage 3: INT8 by teacher-guided quantization-aware training (default) or post-training calibration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from edgekit.config import stage_params
+from edgekit.distill.losses import KDLoss
+from edgekit.distill.train_loop import accuracy, predict, train
+from edgekit.models.checkpoint import WEIGHTS
+from edgekit.models.stage_models import load_student, load_teacher
+from edgekit.pipeline.atomic import write_json_atomic
+from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
+from edgekit.quantize import pt2e
+from edgekit.stages.common import StageContext
+
+VERSION = "1"
+
+
+@torch.no_grad()
+def calibrate(prepared: torch.nn.Module, x: torch.Tensor, batches: int, batch_size: int) -> int:
+    """Run training images (no augmentation) through the observers; returns images seen."""
+    seen = 0
+    for i in range(batches):
+        xb = x[i * batch_size:(i + 1) * batch_size]
+        if len(xb) == 0:
+            break
+        prepared(xb)
+        seen += len(xb)
+    return seen
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    s = ctx.settings
+    read_stage(ctx.out, "distill")
+    distill_dir, teacher_dir = stage_dir(ctx.out, "distill"), stage_dir(ctx.out, "teacher")
+    inputs = {"data": ctx.data.identity, "student": distill_dir, "teacher": teacher_dir}
+
+    def body(folder: Path) -> dict[str, Any]:
+        torch.manual_seed(s.seed)
+        student = load_student(distill_dir)
+        x, y = ctx.split("train")
+        example = x[:2]
+        prepared = pt2e.prepare(student, example, s.quant_method)
+        history: list[dict[str, float]] = []
+        if s.quant_method == "qat":
+            teacher = load_teacher(teacher_dir) if s.alpha > 0 else None
+            pt2e.to_train(prepared)
+            history = train(prepared, x, y, loss_fn=KDLoss(s.temperature, s.alpha), teacher=teacher,
+                            epochs=s.qat_epochs, lr=s.qat_lr, batch_size=s.batch_size, seed=s.seed + 1,
+                            stage="quantize (QAT)")
+            pt2e.to_eval(prepared)
+            images = len(y) * s.qat_epochs
+        else:
+            images = calibrate(prepared, x, s.calibration_batches, s.batch_size)
+        save_file({k: v.detach().contiguous().clone() for k, v in prepared.state_dict().items()},
+                  str(folder / WEIGHTS))
+        write_json_atomic(folder / "model.json", {"method": s.quant_method})
+        x_eval, y_eval = ctx.eval_split()
+        int8 = pt2e.convert(prepared, fold=False)
+        acc = accuracy(predict(int8, x_eval), y_eval)
+        ctx.console.print(f"quantize: {s.quant_method.upper()} INT8 (PyTorch) {ctx.data.eval_split} accuracy {acc:.4f}")
+        return {"accuracy": acc, "split": ctx.data.eval_split, "method": s.quant_method,
+                "images_seen": images, "teacher_guided": s.quant_method == "qat" and s.alpha > 0,
+                "history": history}
+
+    return run_stage("quantize", VERSION, stage_params(s, "quantize"), inputs, ctx.out, body,
+                     force=ctx.force, console=ctx.console)
