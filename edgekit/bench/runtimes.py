@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.data.preprocess import dequantize_output, quantize_input
+from edgekit.export.quiet import quiet_fds
 
 DTYPES = {"float32": np.float32, "int8": np.int8, "uint8": np.uint8}
 
@@ -41,8 +42,9 @@ class LiteRTRunner:
     def __init__(self, path: Path, entry: dict[str, Any], threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        self.interpreter.allocate_tensors()
+        with quiet_fds():  # LiteRT logs its delegate creation on stderr
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.entry = entry
@@ -81,7 +83,8 @@ def tflite_io(path: Path) -> dict[str, Any]:
     """Input/output name, dtype and quantization of a .tflite file, as preprocess.json states them."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path))
+    with quiet_fds():
+        interpreter = Interpreter(model_path=str(path))
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     entry: dict[str, Any] = {"input": inp["name"], "layout": "NHWC", "input_shape": [int(v) for v in inp["shape"]],
                              "input_dtype": np.dtype(inp["dtype"]).name, "output": out["name"],

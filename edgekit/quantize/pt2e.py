@@ -9,6 +9,7 @@ student and loads it back, so no pickle is ever written or read.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Literal
 
 import torch
@@ -21,6 +22,7 @@ def xnnpack_quantizer(is_qat: bool):  # noqa: ANN201 - the class is private to t
     """The one place that imports torchao's private XNNPACK quantizer."""
     from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
 
+    warnings.filterwarnings("ignore", message="XNNPACKQuantizer is deprecated")
     return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat))
 
 
@@ -60,10 +62,25 @@ def rebuild_prepared(student: torch.nn.Module, example: torch.Tensor, method: Me
     return prepared
 
 
-def convert(prepared: torch.nn.Module, *, fold: bool) -> torch.nn.Module:
-    """The integer model. ``fold=False`` feeds LiteRT and is the PyTorch INT8 reference; ``fold=True`` feeds ONNX."""
+def convert(prepared: torch.nn.Module) -> torch.nn.Module:
+    """The integer model with Q/DQ around float weights (``fold_quantize=False``).
+
+    It feeds LiteRT and is the PyTorch INT8 reference. Conversion re-traces every conv-bn pattern and
+    takes tens of seconds, so it is done once; ``fold_weights`` derives the ONNX graph from it.
+    """
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    converted = convert_pt2e(copy.deepcopy(prepared), fold_quantize=fold)
+    converted = convert_pt2e(copy.deepcopy(prepared), fold_quantize=False)
     converted.training = False  # .eval() raises on a converted PT2E graph
     return converted
+
+
+def fold_weights(converted: torch.nn.Module) -> torch.nn.Module:
+    """The same graph with weights stored as int8 (what ``convert_pt2e(fold_quantize=True)`` does last)."""
+    from torchao.quantization.pt2e.constant_fold import constant_fold
+    from torchao.quantization.pt2e.quantize_pt2e import _quant_node_constraint
+
+    folded = copy.deepcopy(converted)
+    constant_fold(folded, _quant_node_constraint)
+    folded.training = False
+    return folded

@@ -19,13 +19,12 @@ from edgekit.bench.size_breakdown import tflite_bytes
 from edgekit.bench.targets import load_target
 from edgekit.bench.versions import host_info, library_versions
 from edgekit.config import as_dict, stage_params
-from edgekit.distill.train_loop import predict
 from edgekit.export.artifact_meta import PREPROCESS_FILE
 from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 from edgekit.pipeline.fingerprint import file_sha256
 from edgekit.pipeline.runner import STAGE_FOLDERS, read_stage, run_stage, stage_dir
 from edgekit.stages.common import StageContext
-from edgekit.stages.export import reference_models
+from edgekit.stages.export import reference_predictions
 
 VERSION = "1"
 REPORT_SCHEMA = "edgekit.report/1"
@@ -99,8 +98,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     def body(folder: Path) -> dict[str, Any]:
         preprocess = json.loads((art_dir / PREPROCESS_FILE).read_text(encoding="utf-8"))
         x_t, y_t = ctx.eval_split()
-        models = reference_models(ctx.out, s.size)
-        reference = {p: predict(models[p], x_t).argmax(1).numpy() for p in ("fp32", "int8")}
+        reference = reference_predictions(ctx.out)
         x, y = x_t.numpy(), y_t.numpy()
         rows = []
         for row in export_record["result"]["artifacts"]:

@@ -12,6 +12,7 @@ from edgekit.distill.losses import KDLoss
 from edgekit.distill.train_loop import accuracy, predict, train
 from edgekit.models.builders import build_model, student_spec
 from edgekit.models.checkpoint import count_parameters, save_weights
+from edgekit.models.predictions import save_logits
 from edgekit.models.stage_models import load_teacher
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.stages.common import StageContext
@@ -38,7 +39,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
         model.eval()
         save_weights(model, folder, spec)
         x_eval, y_eval = ctx.eval_split()
-        acc = accuracy(predict(model, x_eval), y_eval)
+        logits = predict(model, x_eval)
+        save_logits(folder, logits)
+        acc = accuracy(logits, y_eval)
         params = count_parameters(model)
         ratio = teacher_record["result"]["params"] / params
         ctx.console.print(f"distill: {s.student} x{s.width}, {params:,} parameters "

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from edgekit.bench.runtimes import onnx_io, open_runner, tflite_io
 from edgekit.config import stage_params
-from edgekit.distill.train_loop import predict
 from edgekit.export.artifact_meta import LABELS_FILE, PREPROCESS_FILE, embedded_document, labels_text, preprocess_document
 from edgekit.export.onnx_format import export_onnx
 from edgekit.export.tflite_format import METADATA_NAME, embed_metadata, export_tflite
+from edgekit.models.predictions import load_logits
 from edgekit.models.stage_models import load_prepared, load_student
 from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
@@ -38,11 +37,11 @@ ARTIFACTS = (  # name, format, precision
 )
 
 
-def reference_models(out: Path, size: int) -> dict[str, torch.nn.Module]:
-    """The PyTorch model each precision is compared with: the FP32 student, the converted INT8 graph."""
-    prepared = load_prepared(stage_dir(out, "distill"), stage_dir(out, "quantize"), size)
-    return {"fp32": load_student(stage_dir(out, "distill")), "int8": pt2e.convert(prepared, fold=False),
-            "int8_folded": pt2e.convert(prepared, fold=True)}
+def reference_predictions(out: Path) -> dict[str, np.ndarray]:
+    """Top-1 on the eval split of the PyTorch model each precision is compared with, as its stage saved it:
+    the FP32 student (distill) and the converted INT8 graph (quantize)."""
+    return {"fp32": load_logits(stage_dir(out, "distill")).argmax(1).numpy(),
+            "int8": load_logits(stage_dir(out, "quantize")).argmax(1).numpy()}
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -53,7 +52,11 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
     def body(folder: Path) -> dict[str, Any]:
         spec, classes = ctx.spec, ctx.data.classes
-        models = reference_models(ctx.out, s.size)
+        prepared = load_prepared(stage_dir(ctx.out, "distill"), stage_dir(ctx.out, "quantize"), s.size)
+        int8 = pt2e.convert(prepared)
+        models = {"fp32": load_student(stage_dir(ctx.out, "distill")), "int8": int8,
+                  "int8_folded": pt2e.fold_weights(int8)}
+        reference = reference_predictions(ctx.out)
         x_eval, _ = ctx.eval_split()
         example = x_eval[:1]
         onnx_entry = {"input": "image", "layout": "NCHW", "input_dtype": "float32", "output_dtype": "float32"}
@@ -80,7 +83,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
                                    json.dumps(embedded_document(spec, classes, name, entry)).encode())
                 entries[name] = entry
                 runner = open_runner(path, entry, threads=1)
-                expected = predict(models[precision], x_parity).argmax(1).numpy()
+                expected = reference[precision][:len(x_parity)]
                 got = runner(x_parity.numpy()).argmax(1)
                 row.update(status="ok", bytes=path.stat().st_size, parity_images=len(x_parity),
                            parity_agreement=float(np.mean(expected == got)))

@@ -12,6 +12,7 @@ from edgekit.config import stage_params
 from edgekit.distill.losses import KDLoss
 from edgekit.distill.train_loop import accuracy, predict, train
 from edgekit.models.checkpoint import WEIGHTS
+from edgekit.models.predictions import save_logits
 from edgekit.models.stage_models import load_student, load_teacher
 from edgekit.pipeline.atomic import write_json_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
@@ -61,8 +62,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
                   str(folder / WEIGHTS))
         write_json_atomic(folder / "model.json", {"method": s.quant_method})
         x_eval, y_eval = ctx.eval_split()
-        int8 = pt2e.convert(prepared, fold=False)
-        acc = accuracy(predict(int8, x_eval), y_eval)
+        int8 = pt2e.convert(prepared)
+        logits = predict(int8, x_eval)
+        save_logits(folder, logits)
+        acc = accuracy(logits, y_eval)
         ctx.console.print(f"quantize: {s.quant_method.upper()} INT8 (PyTorch) {ctx.data.eval_split} accuracy {acc:.4f}")
         return {"accuracy": acc, "split": ctx.data.eval_split, "method": s.quant_method,
                 "images_seen": images, "teacher_guided": s.quant_method == "qat" and s.alpha > 0,
