@@ -23,9 +23,13 @@ class Settings:
     data: str | None = None  # None: built-in digits; else an ImageFolder directory
     size: int = 32  # square input side the student (and teacher) see
     seed: int = 0
-    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    # x = (pixel / 255 - mean) / std. The default keeps x = pixel / 255 in [0, 1], so the INT8 input's
+    # scale comes out 1/255 with zero point -128: an app feeds int8 = uint8 pixel - 128, exactly, with no
+    # rounding ties (mean = std = 0.5 would put every pixel half-way between two int8 steps).
+    mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     batch_size: int = 64
+    hflip: bool = False  # random horizontal flips in training (photos: yes; digits and text: no)
     # teacher
     teacher: str | None = None  # weights file (.safetensors, .pt/.pth state_dict, .pt2); None: train one
     teacher_arch: str = "resnet18"  # any torchvision classification builder name
@@ -54,11 +58,11 @@ class Settings:
 
 
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
-    "teacher": ("data", "size", "seed", "mean", "std", "batch_size", "teacher", "teacher_arch",
+    "teacher": ("data", "size", "seed", "mean", "std", "batch_size", "hflip", "teacher", "teacher_arch",
                 "teacher_epochs", "teacher_lr"),
-    "distill": ("data", "size", "seed", "mean", "std", "batch_size", "student", "width",
+    "distill": ("data", "size", "seed", "mean", "std", "batch_size", "hflip", "student", "width",
                 "temperature", "alpha", "distill_epochs", "distill_lr"),
-    "quantize": ("data", "size", "seed", "mean", "std", "batch_size", "temperature", "alpha",
+    "quantize": ("data", "size", "seed", "mean", "std", "batch_size", "hflip", "temperature", "alpha",
                  "quant_method", "qat_epochs", "qat_lr", "calibration_batches"),
     "export": ("data", "size", "mean", "std"),
     "benchmark": ("data", "size", "seed", "mean", "std", "target", "threads", "latency_runs"),

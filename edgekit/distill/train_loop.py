@@ -16,15 +16,22 @@ from edgekit.distill.progress import progress_bar
 from edgekit.errors import EdgekitError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
-SHIFT = 2  # random translation of up to this many pixels; no flips (digits and text must not mirror)
+SHIFT = 2  # random translation of up to this many pixels
 
 
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random translation by up to SHIFT pixels, edges replicated; deterministic given the generator."""
+def augment(x: torch.Tensor, generator: torch.Generator, hflip: bool = False) -> torch.Tensor:
+    """Random translation by up to SHIFT pixels (edges replicated), optional horizontal flips.
+
+    Deterministic given the generator. Flips are off by default: digits and text must not mirror.
+    """
     n, _, h, w = x.shape
     padded = F.pad(x, (SHIFT, SHIFT, SHIFT, SHIFT), mode="replicate")
     offsets = torch.randint(0, 2 * SHIFT + 1, (n, 2), generator=generator)
-    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
+    out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
+    if hflip:
+        flip = torch.rand(n, generator=generator) < 0.5
+        out[flip] = out[flip].flip(-1)
+    return out
 
 
 def train(
@@ -39,6 +46,7 @@ def train(
     seed: int,
     stage: str,
     teacher: torch.nn.Module | None = None,
+    hflip: bool = False,
     weight_decay: float = 4e-5,
 ) -> list[dict[str, float]]:
     """SGD with Nesterov momentum and a cosine schedule; returns the mean loss terms per epoch."""
@@ -56,7 +64,7 @@ def train(
             sums: dict[str, float] = {}
             for step in range(steps_per_epoch):
                 idx = order[step * batch_size:(step + 1) * batch_size]
-                xb, yb = augment(x[idx], generator), y[idx]
+                xb, yb = augment(x[idx], generator, hflip), y[idx]
                 teacher_logits = None
                 if teacher is not None:
                     with torch.no_grad():

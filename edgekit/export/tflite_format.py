@@ -25,11 +25,11 @@ def _int8_quant_config():  # noqa: ANN202 - litert-torch types
 
 def export_tflite(model: torch.nn.Module, example_nchw: torch.Tensor, path: Path, *, int8: bool) -> None:
     """``model`` takes NCHW; the file takes NHWC (``to_channel_last_io``). ``int8``: a fold_quantize=False graph."""
-    import litert_torch
+    with quiet_fds():  # importing the converter logs TensorFlow start-up lines
+        import litert_torch
 
-    nhwc = litert_torch.to_channel_last_io(model, args=[0])
-    example = example_nchw.permute(0, 2, 3, 1).contiguous()
-    with quiet_fds():
+        nhwc = litert_torch.to_channel_last_io(model, args=[0])
+        example = example_nchw.permute(0, 2, 3, 1).contiguous()
         converted = litert_torch.convert(nhwc, (example,), quant_config=_int8_quant_config() if int8 else None)
         converted.export(str(path))
 

@@ -34,7 +34,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         x, y = ctx.split("train")
         model.train()
         history = train(model, x, y, loss_fn=KDLoss(s.temperature, s.alpha), teacher=teacher,
-                        epochs=s.distill_epochs, lr=s.distill_lr, batch_size=s.batch_size, seed=s.seed,
+                        epochs=s.distill_epochs, lr=s.distill_lr, batch_size=s.batch_size, hflip=s.hflip, seed=s.seed,
                         stage="distill")
         model.eval()
         save_weights(model, folder, spec)

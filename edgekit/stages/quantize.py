@@ -52,7 +52,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
             teacher = load_teacher(teacher_dir) if s.alpha > 0 else None
             pt2e.to_train(prepared)
             history = train(prepared, x, y, loss_fn=KDLoss(s.temperature, s.alpha), teacher=teacher,
-                            epochs=s.qat_epochs, lr=s.qat_lr, batch_size=s.batch_size, seed=s.seed + 1,
+                            epochs=s.qat_epochs, lr=s.qat_lr, batch_size=s.batch_size, hflip=s.hflip, seed=s.seed + 1,
                             stage="quantize (QAT)")
             pt2e.to_eval(prepared)
             images = len(y) * s.qat_epochs

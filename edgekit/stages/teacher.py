@@ -71,7 +71,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
             x, y = ctx.split("train")
             model.train()
             history = train(model, x, y, loss_fn=_supervised, epochs=s.teacher_epochs, lr=s.teacher_lr,
-                            batch_size=s.batch_size, seed=s.seed, stage="teacher")
+                            batch_size=s.batch_size, hflip=s.hflip, seed=s.seed, stage="teacher")
             model.eval()
             save_weights(model, folder, spec)
             source = f"trained {s.teacher_arch}"
