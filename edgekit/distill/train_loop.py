@@ -70,7 +70,7 @@ def train(
                     with torch.no_grad():
                         teacher_logits = teacher(xb)
                 loss, parts = loss_fn(model(xb), teacher_logits, yb)
-                if not torch.isfinite(loss):
+                if not torch.isfinite(loss.detach()):
                     raise EdgekitError(f"{stage}: the loss became {float(loss)} in epoch {epoch + 1}",
                                        "lower the learning rate (e.g. halve it) and rerun")
                 optimizer.zero_grad(set_to_none=True)
@@ -79,7 +79,7 @@ def train(
                 scheduler.step()
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
-                bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {float(loss):.3f}")
+                bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.3f}")
             history.append({k: round(v / steps_per_epoch, 5) for k, v in sums.items()})
     return history
 

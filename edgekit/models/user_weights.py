@@ -80,3 +80,29 @@ def fit_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], path:
         raise EdgekitError(f"teacher file {path} does not match --teacher-arch {arch} ({detail})",
                            "pass the architecture the weights were trained with, and as many classes as the data has")
     model.load_state_dict(state, strict=True)
+
+
+def load_user_teacher(path: Path, arch: str, num_classes: int) -> tuple[torch.nn.Module, dict | None]:
+    """The user's teacher, ready for inference, and the spec to rebuild it (None for a .pt2 program)."""
+    from edgekit.models.builders import build_model
+    from edgekit.models.stage_models import set_eval
+
+    check_teacher_file(path)
+    if path.suffix == ".pt2":
+        return set_eval(load_exported(path)), None
+    spec = {"arch": arch, "num_classes": num_classes}
+    model = build_model(spec)
+    fit_state_dict(model, read_state_dict(path), path, arch)
+    return model.eval(), spec
+
+
+def check_teacher_outputs(model: torch.nn.Module, x: torch.Tensor, n_classes: int, source: str) -> None:
+    try:
+        with torch.no_grad():
+            logits = model(x[:2])
+    except Exception as exc:  # a user's model can fail in many ways on our input
+        raise EdgekitError(f"the teacher from {source} fails on {tuple(x.shape[1:])} inputs ({exc.__class__.__name__})",
+                           "give a teacher that takes NCHW images of --size, or change --size") from None
+    if logits.ndim != 2 or logits.shape[1] != n_classes:
+        raise EdgekitError(f"the teacher from {source} gives outputs of shape {tuple(logits.shape)}, "
+                           f"the data has {n_classes} classes", "give a teacher trained on these classes")

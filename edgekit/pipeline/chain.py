@@ -9,7 +9,7 @@ from typing import Any
 from edgekit.bench.targets import load_target
 from edgekit.errors import EdgekitError
 from edgekit.models.builders import build_model, student_spec
-from edgekit.models.user_weights import check_teacher_file
+from edgekit.models.user_weights import check_teacher_file, check_teacher_outputs, load_user_teacher
 from edgekit.stages import benchmark, distill, export, quantize, teacher
 from edgekit.stages.common import StageContext
 
@@ -29,18 +29,18 @@ def preflight(ctx: StageContext, stages: list[str]) -> None:
     """Every check that needs no training: paths, data layout, target, architecture names."""
     s = ctx.settings
     check_out_dir(ctx.out)
+    if "benchmark" in stages:
+        load_target(s.target)
+    if "distill" in stages:
+        student_spec(s.student, s.width, 2)
     if "teacher" in stages:
         if s.teacher is not None:
             check_teacher_file(Path(s.teacher))
-            if not s.teacher.endswith(".pt2"):
-                build_model({"arch": s.teacher_arch, "num_classes": 2})
-        else:
-            build_model({"arch": s.teacher_arch, "num_classes": 2})
-    if "distill" in stages:
-        student_spec(s.student, s.width, 2)
-    if "benchmark" in stages:
-        load_target(s.target)
-    ctx.data  # noqa: B018 - decoding the data validates its layout and every image
+        build_model({"arch": s.teacher_arch, "num_classes": 2})
+    n_classes = len(ctx.data.classes)  # decoding the data validates its layout and every image
+    if "teacher" in stages and s.teacher is not None:
+        model, _ = load_user_teacher(Path(s.teacher), s.teacher_arch, n_classes)  # reads and matches the weights
+        check_teacher_outputs(model, ctx.eval_split()[0][:2], n_classes, s.teacher)
 
 
 def run_chain(ctx: StageContext, stages: list[str]) -> dict[str, dict[str, Any]]:

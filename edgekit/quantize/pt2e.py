@@ -9,6 +9,7 @@ student and loads it back, so no pickle is ever written or read.
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 from typing import Literal
 
@@ -16,6 +17,10 @@ import torch
 from torch.export import Dim
 
 Method = Literal["qat", "ptq"]
+
+# torchao registers an Enum with pytree at import, which torch 2.14 answers with a deprecation warning
+# on every run; it says nothing about the user's model.
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 
 def xnnpack_quantizer(is_qat: bool):  # noqa: ANN201 - the class is private to torchao

@@ -19,6 +19,7 @@ from edgekit.bench.size_breakdown import tflite_bytes
 from edgekit.bench.targets import load_target
 from edgekit.bench.versions import host_info, library_versions
 from edgekit.config import as_dict, stage_params
+from edgekit.distill.progress import progress_bar
 from edgekit.export.artifact_meta import PREPROCESS_FILE
 from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 from edgekit.pipeline.fingerprint import file_sha256
@@ -28,6 +29,7 @@ from edgekit.stages.export import reference_predictions
 
 VERSION = "1"
 REPORT_SCHEMA = "edgekit.report/1"
+EVAL_CHUNK = 256
 RUNTIMES = {"onnx": "onnxruntime", "tflite": "ai-edge-litert"}
 
 
@@ -40,7 +42,12 @@ def _artifact_row(ctx: StageContext, art_dir: Path, row: dict[str, Any], entry: 
                   x: np.ndarray, y: np.ndarray, reference: dict[str, np.ndarray]) -> dict[str, Any]:
     path = art_dir / row["name"]
     runner = open_runner(path, entry, threads)
-    predicted = runner(x).argmax(1)
+    predicted = np.empty(len(x), dtype=np.int64)
+    with progress_bar() as bar:
+        task = bar.add_task(f"benchmark {row['name']}", total=len(x), info="accuracy")
+        for i in range(0, len(x), EVAL_CHUNK):
+            predicted[i:i + EVAL_CHUNK] = runner(x[i:i + EVAL_CHUNK]).argmax(1)
+            bar.update(task, advance=len(x[i:i + EVAL_CHUNK]))
     single = runner.prepared_single(x) if isinstance(runner, LiteRTRunner) else x[:1]
     call = (lambda: runner.invoke_one(single)) if isinstance(runner, LiteRTRunner) else (lambda: runner(single))
     latency = measure(call, ctx.settings.latency_runs, threads)

@@ -11,11 +11,10 @@ import torch.nn.functional as F
 
 from edgekit.config import stage_params
 from edgekit.distill.train_loop import accuracy, predict, train
-from edgekit.errors import EdgekitError
 from edgekit.models.builders import build_model
 from edgekit.models.checkpoint import count_parameters, save_weights
-from edgekit.models.stage_models import EXPORTED_TEACHER, set_eval
-from edgekit.models.user_weights import check_teacher_file, fit_state_dict, load_exported, read_state_dict
+from edgekit.models.stage_models import EXPORTED_TEACHER
+from edgekit.models.user_weights import check_teacher_file, check_teacher_outputs, load_user_teacher
 from edgekit.pipeline.runner import run_stage
 from edgekit.stages.common import StageContext
 
@@ -30,28 +29,12 @@ def _supervised(student_logits: torch.Tensor, _teacher: torch.Tensor | None, y: 
 def _load_user_teacher(ctx: StageContext, folder: Path) -> tuple[torch.nn.Module, str]:
     s = ctx.settings
     path = Path(s.teacher)
-    if path.suffix == ".pt2":
-        model = set_eval(load_exported(path))
+    model, spec = load_user_teacher(path, s.teacher_arch, len(ctx.data.classes))
+    if spec is None:
         shutil.copyfile(path, folder / EXPORTED_TEACHER)
-        return model, "exported program"
-    spec = {"arch": s.teacher_arch, "num_classes": len(ctx.data.classes)}
-    model = build_model(spec)
-    fit_state_dict(model, read_state_dict(path), path, s.teacher_arch)
-    model.eval()
+        return model, f"exported program {path.name}"
     save_weights(model, folder, spec)
-    return model, s.teacher_arch
-
-
-def _check_outputs(model: torch.nn.Module, x: torch.Tensor, n_classes: int, source: str) -> None:
-    try:
-        with torch.no_grad():
-            logits = model(x[:2])
-    except Exception as exc:  # a user's model can fail in many ways on our input
-        raise EdgekitError(f"the teacher from {source} fails on {tuple(x.shape[1:])} inputs ({exc.__class__.__name__})",
-                           "give a teacher that takes NCHW images of --size, or change --size") from None
-    if logits.ndim != 2 or logits.shape[1] != n_classes:
-        raise EdgekitError(f"the teacher from {source} gives outputs of shape {tuple(logits.shape)}, "
-                           f"the data has {n_classes} classes", "give a teacher trained on these classes")
+    return model, f"{s.teacher_arch} from {path.name}"
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -77,7 +60,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
             source = f"trained {s.teacher_arch}"
         else:
             model, source = _load_user_teacher(ctx, folder)
-        _check_outputs(model, x_eval, len(ctx.data.classes), s.teacher or source)
+        check_teacher_outputs(model, x_eval, len(ctx.data.classes), s.teacher or source)
         acc = accuracy(predict(model, x_eval), y_eval)
         ctx.console.print(f"teacher: {source}, {ctx.data.eval_split} accuracy {acc:.4f}")
         return {"accuracy": acc, "split": ctx.data.eval_split, "params": count_parameters(model),
