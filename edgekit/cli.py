@@ -22,8 +22,8 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Distil, quantize, export and benchmark a PyTorch classifier for an edge device.")
-OUT = Console()
-ERR = Console(stderr=True)
+OUT = Console() if sys.stdout.isatty() else Console(width=140)  # logs and CI: no squeezed tables
+ERR = Console(stderr=True, soft_wrap=True)
 DEBUG = {"on": False}
 
 Data = Annotated[Optional[Path], typer.Option(help="ImageFolder directory (train/<class>/*, test/<class>/*, optional val/). Default: built-in digits.")]

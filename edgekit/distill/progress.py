@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-CONSOLE = Console(stderr=True)
+CONSOLE = Console(stderr=True, soft_wrap=True)
 
 
 def progress_bar() -> Progress:

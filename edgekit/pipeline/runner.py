@@ -60,7 +60,7 @@ def run_stage(
     ``inputs`` maps a name to a path (hashed by content) or to a string that already identifies the
     content (a data set version, say). Returns the stage record (with ``result``).
     """
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     out = Path(out)
     digests = {k: (path_digest(Path(v)) if isinstance(v, Path) else str(v)) for k, v in inputs.items()}
     fp = fingerprint(stage, version, params, digests)

@@ -19,7 +19,7 @@ class StageContext:
     settings: Settings
     out: Path
     force: bool = False
-    console: Console = field(default_factory=lambda: Console(stderr=True))
+    console: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
 
     @property
     def data(self) -> ImageData:
