@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import tomllib
+import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from edgekit.errors import EdgekitError
 
@@ -70,6 +71,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
 
 # Keys the config file accepts besides Settings fields.
 EXTRA_KEYS = ("epochs",)
+_HINTS: dict[str, Any] = {**get_type_hints(Settings), "epochs": int}
 METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "student": ("mobilenet_v2", "mobilenet_v3_small")}
 
 
@@ -82,40 +84,35 @@ def _nearest(key: str, choices: list[str]) -> str:
     return f"did you mean '{match[0]}'?" if match else f"valid keys: {', '.join(sorted(choices))}"
 
 
-def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
-    """Check a config value against the type of the field's default."""
-    bad = EdgekitError(f"{source}: '{name}' = {value!r} has the wrong type",
-                       f"give {name} as {type(default).__name__ if default is not None else 'a string'}")
-    if name in ("mean", "std"):
-        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-            raise EdgekitError(f"{source}: '{name}' must be a list of 3 numbers, got {value!r}",
-                               f"write {name} = [0.5, 0.5, 0.5]")
+def _accepts(hint: Any, value: Any) -> bool:
+    """Whether a TOML value fits a Settings field's type hint (bools are not numbers here)."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_accepts(arg, value) for arg in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_accepts(get_args(hint)[0], v) for v in value)
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    args = [a for a in get_args(hint) if a is not type(None)] or [hint]
+    return "a list of numbers" if get_origin(args[0]) is list else names.get(args[0], str(args[0]))
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    hint = _HINTS[name]
+    if not _accepts(hint, value):
+        raise EdgekitError(f"{source}: '{name}' = {value!r} has the wrong type", f"give {name} as {_type_name(hint)}")
+    if get_origin(hint) is list:
         return [float(v) for v in value]
-    if default is None or name in ("data", "teacher", "threads"):
-        if name == "threads":
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise bad
-            return value
-        if not isinstance(value, str):
-            raise bad
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if isinstance(default, int):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise bad
-        return value
-    if isinstance(default, float):
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise bad
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise bad
-        return value
-    return value
+    return float(value) if hint is float else value
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -126,17 +123,13 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise EdgekitError(f"config file {path} is not valid TOML ({exc})", "fix the syntax of the file") from None
-    defaults = Settings()
     known = [f.name for f in fields(Settings)] + list(EXTRA_KEYS)
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
         if name not in known:
             raise EdgekitError(f"unknown key '{key}' in {path}", _nearest(name, known))
-        if name == "epochs":
-            out[name] = _coerce(name, value, 1, str(path))
-        else:
-            out[name] = _coerce(name, value, getattr(defaults, name), str(path))
+        out[name] = _coerce(name, value, str(path))
     return out
 
 
@@ -170,6 +163,10 @@ def validate(s: Settings) -> None:
         raise EdgekitError(f"--alpha must lie in [0, 1], got {s.alpha}", "pass the weight of the soft term, e.g. 0.7")
     if s.temperature <= 0:
         raise EdgekitError(f"--temperature must be positive, got {s.temperature}", "pass e.g. --temperature 4")
+    for key in ("mean", "std"):
+        if len(getattr(s, key)) != 3:
+            raise EdgekitError(f"{key} must hold 3 numbers (R, G, B), got {getattr(s, key)}",
+                               f"write e.g. {key} = {[0.0] * 3 if key == 'mean' else [1.0] * 3}")
     if any(v <= 0 for v in s.std):
         raise EdgekitError(f"std must be positive, got {s.std}", "use e.g. std = [0.5, 0.5, 0.5]")
     if s.threads is not None and s.threads < 1:
