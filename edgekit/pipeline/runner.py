@@ -44,6 +44,18 @@ def stage_dir(out: Path, stage: str) -> Path:
     return Path(out) / STAGE_FOLDERS[stage]
 
 
+def _why_stale(record: dict[str, Any], version: str, params: dict[str, Any], digests: dict[str, str]) -> str:
+    """Name what changed since the recorded run, as DVC does."""
+    if record.get("status") != "complete":
+        return "the last run did not complete"
+    if record.get("version") != version:
+        return f"the stage's code changed (version {record.get('version')} -> {version})"
+    old_params, old_inputs = record.get("params", {}), record.get("inputs", {})
+    changed = [k for k in params if old_params.get(k) != params[k]]
+    changed += [f"input {k}" for k in digests if old_inputs.get(k) != digests[k]]
+    return "changed: " + ", ".join(changed) if changed else "its record differs"
+
+
 def run_stage(
     stage: str,
     version: str,
@@ -75,7 +87,7 @@ def run_stage(
             console.print(f"{stage}: up to date")
             return record
         if record:
-            console.print(f"{stage}: inputs or parameters changed, rerunning")
+            console.print(f"{stage}: {_why_stale(record, version, params, digests)}, rerunning")
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{final.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
