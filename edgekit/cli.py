@@ -63,10 +63,14 @@ def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads t
 
 
 def _run(stages: list[str], flags: dict, out: Path, config: Path | None, force: bool) -> None:
+    # Settings and the checks that need no torch come first: a typo answers in well under a second.
+    settings = build_settings(load_config_file(config) if config else {}, flags)
+    from edgekit.pipeline.chain import quick_checks
+
+    quick_checks(settings, out, stages)
     from edgekit.pipeline.chain import run_chain
     from edgekit.stages.common import StageContext
 
-    settings = build_settings(load_config_file(config) if config else {}, flags)
     ctx = StageContext(settings=settings, out=out, force=force, console=ERR)
     run_chain(ctx, stages)
     if "benchmark" in stages:
@@ -117,6 +121,20 @@ def targets(name: Annotated[Optional[str], typer.Argument(help="Show one profile
     OUT.print(table)
 
 
+def _usage_message(exc: UsageError) -> str:
+    """Click's message on one line, naming the value it could not parse (typer keeps it in the cause)."""
+    message = exc.format_message()
+    errors = getattr(exc.__cause__, "errors", None)  # a pydantic ValidationError for a malformed number
+    if callable(errors):
+        try:
+            bad = errors()[0].get("input")
+        except Exception:  # noqa: BLE001 - only decoration of the message is at stake
+            bad = None
+        if isinstance(bad, str):
+            message = f"{message} (got {bad!r})"
+    return " ".join(message.split())
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)
@@ -129,7 +147,7 @@ def main() -> None:
         sys.exit(0)
     except UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "edgekit"
-        print(f"error: {exc.format_message()} — see `{command} --help`".replace("\n", " "), file=sys.stderr)
+        print(f"error: {_usage_message(exc)} — see `{command} --help`", file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
         print("error: interrupted — rerun the same command to continue", file=sys.stderr)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from edgekit.data.dataset import ImageData
-from edgekit.data.preprocess import PreprocessSpec
 from edgekit.errors import EdgekitError
 from edgekit.pipeline.fingerprint import path_digest
+
+if TYPE_CHECKING:  # both import torch; the layout check below runs before torch is loaded
+    from edgekit.data.dataset import ImageData
+    from edgekit.data.preprocess import PreprocessSpec
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 VAL_FRACTION = 0.1
@@ -61,10 +64,20 @@ def check_image_folder(root: Path) -> list[str]:
     if len(classes) < 2:
         raise EdgekitError(f"{train} has only one class ('{classes[0]}')",
                            "a classifier needs at least two class folders under train/")
+    if not (root / "test").is_dir():
+        raise EdgekitError(f"{root} has no test/ folder", "add test/<class>/ images so accuracy is measured on held-out data")
+    for name in ("val", "test"):
+        if (root / name).is_dir():
+            for class_dir in _class_dirs(root / name):
+                if class_dir.name not in classes:
+                    raise EdgekitError(f"class '{class_dir.name}' in {root / name} is not among the train classes",
+                                       f"add {train / class_dir.name} or remove that folder")
     return classes
 
 
 def load_image_folder(root: Path, spec: PreprocessSpec) -> ImageData:
+    from edgekit.data.dataset import ImageData
+
     root = Path(root)
     classes = check_image_folder(root)
     splits = {"train": _load_split(root / "train", classes, spec)}

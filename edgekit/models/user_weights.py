@@ -5,15 +5,17 @@ Only safe loaders are used: ``torch.load(weights_only=True)`` never runs code fr
 
 from __future__ import annotations
 
+import logging
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from typing import TYPE_CHECKING
 
 from edgekit.errors import EdgekitError
+
+if TYPE_CHECKING:  # torch is imported where a file is read: checking a path must not wait for it
+    import torch
 
 SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2")
 
@@ -25,6 +27,10 @@ def _not_checkpoint(path: Path, why: str) -> EdgekitError:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A flat name -> tensor mapping from a safetensors or ``.pt``/``.pth`` file."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     path = Path(path)
     if path.suffix == ".safetensors":
         try:
@@ -32,14 +38,21 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as exc:
             raise _not_checkpoint(path, f"safetensors could not read it: {exc}") from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 245": noise from bytes that are no pickle
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        # The safe unpickler names a class it refused ("Unsupported global") when the file is a real pickle
+        # of whole objects; any other complaint (an unknown opcode, a bad load key) means the bytes are
+        # not a pickle at all.
+        if "Unsupported global" in str(exc):
             raise EdgekitError(f"{path} needs unsafe unpickling",
                                "save only the state_dict (torch.save(model.state_dict(), ...)) or convert it to safetensors") from None
         raise _not_checkpoint(path, "it does not unpickle") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise _not_checkpoint(path, str(exc).splitlines()[0][:120] if str(exc) else exc.__class__.__name__) from None
+    except Exception as exc:  # noqa: BLE001 - the safe unpickler fails on arbitrary bytes in many ways (IndexError, KeyError, ...)
+        raise _not_checkpoint(path, f"it does not unpickle ({exc.__class__.__name__})") from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -50,10 +63,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_exported(path: Path) -> torch.nn.Module:
+    import torch
+
+    if not zipfile.is_zipfile(path):  # a .pt2 is a zip archive; torch would log a traceback before failing
+        raise _not_checkpoint(path, "it is not a .pt2 archive")
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    export_log.setLevel(logging.ERROR)  # torch logs a warning with a traceback for archives it cannot read
     try:
         return torch.export.load(str(path)).module()
     except Exception as exc:  # torch raises many kinds here; all mean "not a usable .pt2"
         raise _not_checkpoint(path, f"torch.export.load failed: {exc.__class__.__name__}") from None
+    finally:
+        export_log.setLevel(level)
 
 
 def check_teacher_file(path: Path) -> None:
@@ -97,6 +119,8 @@ def load_user_teacher(path: Path, arch: str, num_classes: int) -> tuple[torch.nn
 
 
 def check_teacher_outputs(model: torch.nn.Module, x: torch.Tensor, n_classes: int, source: str) -> None:
+    import torch
+
     try:
         with torch.no_grad():
             logits = model(x[:2])

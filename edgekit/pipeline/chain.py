@@ -4,38 +4,56 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekit.bench.targets import load_target
+from edgekit.config import Settings
+from edgekit.data.image_folder import check_image_folder
 from edgekit.errors import EdgekitError
-from edgekit.models.builders import build_model, student_spec
-from edgekit.models.user_weights import check_teacher_file, check_teacher_outputs, load_user_teacher
-from edgekit.stages import benchmark, distill, export, quantize, teacher
-from edgekit.stages.common import StageContext
+from edgekit.models.user_weights import check_teacher_file
 
-STAGES: dict[str, Callable[[StageContext], dict[str, Any]]] = {
-    "teacher": teacher.run, "distill": distill.run, "quantize": quantize.run, "export": export.run,
-    "benchmark": benchmark.run,
-}
-ORDER = tuple(STAGES)
+if TYPE_CHECKING:
+    from edgekit.stages.common import StageContext
+
+# The stage modules import torch, torchvision, onnx and the converters; they are imported only once the
+# checks that need none of them have passed (``quick_checks``), so a typo fails in a fraction of a second.
+ORDER = ("teacher", "distill", "quantize", "export", "benchmark")
+
+
+def stage_functions() -> dict[str, Callable[[StageContext], dict[str, Any]]]:
+    from edgekit.stages import benchmark, distill, export, quantize, teacher
+
+    return {"teacher": teacher.run, "distill": distill.run, "quantize": quantize.run, "export": export.run,
+            "benchmark": benchmark.run}
 
 
 def check_out_dir(out: Path) -> None:
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise EdgekitError(f"--out {out} is an existing file", "pass a directory path (new or from an earlier run)")
 
 
-def preflight(ctx: StageContext, stages: list[str]) -> None:
-    """Every check that needs no training: paths, data layout, target, architecture names."""
-    s = ctx.settings
-    check_out_dir(ctx.out)
+def quick_checks(settings: Settings, out: Path, stages: list[str]) -> None:
+    """The checks that need neither torch nor decoded images: the run folder, the target, the data layout."""
+    check_out_dir(out)
     if "benchmark" in stages:
-        load_target(s.target)
+        load_target(settings.target)
+    if settings.data is not None:
+        check_image_folder(Path(settings.data))
+    if "teacher" in stages and settings.teacher is not None:
+        check_teacher_file(Path(settings.teacher))
+
+
+def preflight(ctx: StageContext, stages: list[str]) -> None:
+    """Every check that needs no training: paths, data layout, target, architecture names, the teacher file."""
+    from edgekit.models.builders import build_model, student_spec
+    from edgekit.models.user_weights import check_teacher_outputs, load_user_teacher
+
+    s = ctx.settings
+    quick_checks(s, ctx.out, stages)
     if "distill" in stages:
         student_spec(s.student, s.width, 2)
     if "teacher" in stages:
-        if s.teacher is not None:
-            check_teacher_file(Path(s.teacher))
         build_model({"arch": s.teacher_arch, "num_classes": 2})
     n_classes = len(ctx.data.classes)  # decoding the data validates its layout and every image
     if "teacher" in stages and s.teacher is not None:
@@ -45,9 +63,12 @@ def preflight(ctx: StageContext, stages: list[str]) -> None:
 
 def run_chain(ctx: StageContext, stages: list[str]) -> dict[str, dict[str, Any]]:
     preflight(ctx, stages)
+    functions = stage_functions()
     records = {}
     for name in stages:
-        records[name] = STAGES[name](ctx)
+        records[name] = functions[name](ctx)
     if "benchmark" in stages:
-        benchmark.publish_reports(ctx.out)
+        from edgekit.stages.benchmark import publish_reports
+
+        publish_reports(ctx.out)
     return records

@@ -1,0 +1,258 @@
+"""Every bad input a user can give fails fast through the real CLI: exit 2, one ``error: what — fix`` line.
+
+Each case runs the installed ``edgekit`` script as a subprocess and checks: exit code 2; stderr is exactly
+one non-empty line, starting with ``error: `` and holding `` — ``; no traceback anywhere; and ``--out``
+was not created (or, when it existed before, is unchanged), so nothing was trained.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import CliResult, make_image_folder, run_cli, write_png
+
+# A case that does not fail fast would start training with the default settings; this stops it.
+CASE_TIMEOUT_S = 180
+TWO_CLASSES = {"train": ["cat", "dog"], "test": ["cat", "dog"]}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    build: Callable[[Path], list[str]]  # makes the case's files in a work folder, returns its CLI flags
+    words: tuple[str, ...]  # what the error line must mention (case-insensitive)
+    out: str = "absent"  # "absent", "file" (an existing file) or "run" (an earlier run's folder)
+
+
+def _data_missing(w: Path) -> list[str]:
+    return ["--data", str(w / "no_such_dir")]
+
+
+def _data_empty(w: Path) -> list[str]:
+    (w / "empty").mkdir()
+    return ["--data", str(w / "empty")]
+
+
+def _data_one_class(w: Path) -> list[str]:
+    return ["--data", str(make_image_folder(w / "data", {"train": ["cat"], "test": ["cat"]}))]
+
+
+def _data_no_train(w: Path) -> list[str]:
+    return ["--data", str(make_image_folder(w / "data", {"test": ["cat", "dog"], "val": ["cat", "dog"]}))]
+
+
+def _data_is_file(w: Path) -> list[str]:
+    write_png(w / "one.png", 0)
+    return ["--data", str(w / "one.png")]
+
+
+def _data_no_test(w: Path) -> list[str]:
+    return ["--data", str(make_image_folder(w / "data", {"train": ["cat", "dog"]}))]
+
+
+def _data_broken_image(w: Path) -> list[str]:
+    root = make_image_folder(w / "data", TWO_CLASSES)
+    (root / "train" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    return ["--data", str(root)]
+
+
+def _teacher_missing(w: Path) -> list[str]:
+    return ["--teacher", str(w / "teacher.pt")]
+
+
+def _random_bytes(name: str) -> Callable[[Path], list[str]]:
+    def build(w: Path) -> list[str]:
+        import numpy as np
+
+        (w / name).write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+        return ["--teacher", str(w / name)]
+
+    return build
+
+
+def _teacher_unknown_suffix(w: Path) -> list[str]:
+    (w / "teacher.onnx").write_bytes(b"onnx?")
+    return ["--teacher", str(w / "teacher.onnx")]
+
+
+def _resnet18_weights(w: Path, num_classes: int) -> Path:
+    import torch
+    import torchvision
+
+    path = w / "resnet18.pt"
+    torch.save(torchvision.models.resnet18(weights=None, num_classes=num_classes).state_dict(), path)
+    return path
+
+
+def _teacher_wrong_arch(w: Path) -> list[str]:
+    return ["--teacher", str(_resnet18_weights(w, 10)), "--teacher-arch", "mobilenet_v2"]
+
+
+def _teacher_wrong_classes(w: Path) -> list[str]:
+    # right architecture, but 1000 ImageNet outputs where the built-in digits have 10 classes
+    return ["--teacher", str(_resnet18_weights(w, 1000)), "--teacher-arch", "resnet18"]
+
+
+def _teacher_state_dict_as_pt2(w: Path) -> list[str]:
+    # a zip archive, but a torch.save state_dict rather than an ExportedProgram
+    import torch
+
+    torch.save({"w": torch.zeros(2)}, w / "teacher.pt2")
+    return ["--teacher", str(w / "teacher.pt2")]
+
+
+def _config(text: str) -> Callable[[Path], list[str]]:
+    def build(w: Path) -> list[str]:
+        (w / "edgekit.toml").write_text(text, encoding="utf-8")
+        return ["--config", str(w / "edgekit.toml")]
+
+    return build
+
+
+def _flags(*flags: str) -> Callable[[Path], list[str]]:
+    return lambda _w: list(flags)
+
+
+CASES = [
+    Case("unknown-target", _flags("--target", "nosuchboard"), ("nosuchboard",)),
+    Case("unknown-target-existing-run", _flags("--target", "nosuchboard"), ("nosuchboard",), out="run"),
+    Case("data-missing", _data_missing, ("no_such_dir", "does not exist")),
+    Case("data-empty-dir", _data_empty, ("train",)),
+    Case("data-one-class", _data_one_class, ("one class",)),
+    Case("data-without-train", _data_no_train, ("train",)),
+    Case("data-is-a-file", _data_is_file, ("one.png",)),
+    Case("data-without-test", _data_no_test, ("test",)),
+    Case("data-broken-image", _data_broken_image, ("broken.png",)),
+    Case("teacher-missing", _teacher_missing, ("teacher.pt", "does not exist")),
+    Case("teacher-random-bytes-pt", _random_bytes("teacher.pt"), ("teacher.pt", "not a checkpoint")),
+    Case("teacher-random-bytes-safetensors", _random_bytes("teacher.safetensors"),
+         ("teacher.safetensors", "not a checkpoint")),
+    Case("teacher-random-bytes-pt2", _random_bytes("teacher.pt2"), ("teacher.pt2", "not a checkpoint")),
+    Case("teacher-state-dict-as-pt2", _teacher_state_dict_as_pt2, ("teacher.pt2", "not a checkpoint")),
+    Case("teacher-unknown-suffix", _teacher_unknown_suffix, ("suffix",)),
+    Case("teacher-wrong-arch", _teacher_wrong_arch, ("resnet18.pt", "mobilenet_v2")),
+    Case("teacher-wrong-classes", _teacher_wrong_classes, ("resnet18.pt",)),
+    Case("teacher-arch-unknown", _flags("--teacher-arch", "resnet19"), ("resnet19",)),
+    Case("out-is-a-file", _flags(), ("is an existing file",), out="file"),
+    Case("config-unknown-key", _config("epoch = 3\n"), ("epoch", "did you mean 'epochs'?")),
+    Case("config-wrong-type", _config('epochs = "three"\n'), ("epochs", "wrong type")),
+    Case("config-missing", lambda w: ["--config", str(w / "nope.toml")], ("nope.toml",)),
+    Case("config-invalid-toml", _config("epochs = = 3\n"), ("toml",)),
+    Case("epochs-zero", _flags("--epochs", "0"), ("at least 1",)),
+    Case("width-negative", _flags("--width", "-1"), ("width",)),
+    Case("epochs-not-a-number", _flags("--epochs", "abc"), ("abc",)),
+    Case("student-unknown", _flags("--student", "resnet18"), ("resnet18",)),
+]
+
+
+def snapshot(path: Path) -> dict[str, bytes] | bytes | None:
+    if not path.exists():
+        return None
+    if path.is_file():
+        return path.read_bytes()
+    return {p.relative_to(path).as_posix(): (p.read_bytes() if p.is_file() else b"<dir>") for p in path.rglob("*")}
+
+
+def _prepare_out(out: Path, kind: str) -> None:
+    if kind == "file":
+        out.write_text("an existing file, not a run folder\n", encoding="utf-8")
+    elif kind == "run":
+        (out / "teacher").mkdir(parents=True)
+        (out / "teacher" / "stage.json").write_text('{"status": "complete"}\n', encoding="utf-8")
+        (out / "report.json").write_text("{}\n", encoding="utf-8")
+
+
+@dataclass
+class Outcome:
+    case: Case
+    out: Path
+    before: object
+    result: CliResult | None
+    timed_out: bool
+
+
+def _run_case(case: Case, work: Path) -> Outcome:
+    out = work / "out"
+    args = ["compress", *case.build(work), "--out", str(out)]
+    _prepare_out(out, case.out)
+    before = snapshot(out)
+    try:
+        result = run_cli(args, cwd=work, timeout=CASE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return Outcome(case, out, before, None, True)
+    return Outcome(case, out, before, result, False)
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory, edgekit_script: Path) -> dict[str, Outcome]:
+    """All cases at once, two at a time (each one is mostly interpreter start-up and imports)."""
+    works = {case.id: tmp_path_factory.mktemp(case.id) for case in CASES}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {case.id: pool.submit(_run_case, case, works[case.id]) for case in CASES}
+        return {cid: future.result() for cid, future in futures.items()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_fails_fast_with_one_line(case: Case, outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes[case.id]
+    assert not outcome.timed_out, f"{case.id}: still running after {CASE_TIMEOUT_S} s — it did not fail before training"
+    result = outcome.result
+    assert result is not None
+    context = f"{case.id}: edgekit {' '.join(result.args)}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 2, context
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, context
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, context
+    line = lines[0]
+    assert line.startswith("error: "), context
+    assert " — " in line, context
+    what, _, fix = line[len("error: "):].partition(" — ")
+    assert what.strip() and fix.strip(), context
+    for word in case.words:
+        assert word.lower() in line.lower(), f"'{word}' missing from the message\n{context}"
+    after = snapshot(outcome.out)
+    if case.out == "absent":
+        assert after is None, f"{case.id}: --out was created ({after})\n{context}"
+    else:
+        assert after == outcome.before, f"{case.id}: --out changed\n{context}"
+
+
+def test_durations_are_recorded(outcomes: dict[str, Outcome]) -> None:
+    """Not a timing assertion: it lists how long each case took (see -rA / -s), to spot slow ones."""
+    for cid, outcome in sorted(outcomes.items()):
+        if outcome.result is not None:
+            print(f"{cid}: {outcome.result.seconds:.1f} s")
+    assert set(outcomes) == {c.id for c in CASES}
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors", ".pt2"])
+def test_random_bytes_are_never_a_crash(tmp_path: Path, suffix: str) -> None:
+    """Arbitrary bytes in a teacher file give the one user error, never another exception or a warning.
+
+    Seeds 288 and 299 once escaped from torch's safe unpickler as IndexError and KeyError, and some bytes
+    made it warn about a "pickle protocol 245" on stderr.
+    """
+    import warnings
+
+    import numpy as np
+
+    from edgekit.errors import EdgekitError
+    from edgekit.models.user_weights import load_exported, read_state_dict
+
+    load = load_exported if suffix == ".pt2" else read_state_dict
+    path = tmp_path / f"teacher{suffix}"
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(1, 5000))
+        path.write_bytes(rng.integers(0, 256, n, dtype=np.uint8).tobytes())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(EdgekitError, match="not a checkpoint"):
+                load(path)
+        assert not caught, f"seed {seed}: {[str(w.message) for w in caught]}"
