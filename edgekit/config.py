@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import types
 from dataclasses import dataclass, field, fields
@@ -153,15 +154,15 @@ def validate(s: Settings) -> None:
         if getattr(s, key) < 1:
             raise EdgekitError(f"{key.replace('_', ' ')} must be at least 1, got {getattr(s, key)}",
                                "pass --epochs 1 or more")
-    if s.width <= 0:
+    if not (math.isfinite(s.width) and s.width > 0):
         raise EdgekitError(f"--width must be positive, got {s.width}", "pass a width multiplier such as 0.35 or 1.0")
     if s.size < 16:
         raise EdgekitError(f"--size must be at least 16 pixels, got {s.size}", "pass --size 32 or larger")
     if s.batch_size < 1:
         raise EdgekitError(f"batch_size must be at least 1, got {s.batch_size}", "set batch_size to 1 or more")
-    if not 0.0 <= s.alpha <= 1.0:
+    if not 0.0 <= s.alpha <= 1.0:  # also false for NaN
         raise EdgekitError(f"--alpha must lie in [0, 1], got {s.alpha}", "pass the weight of the soft term, e.g. 0.7")
-    if s.temperature <= 0:
+    if not (math.isfinite(s.temperature) and s.temperature > 0):
         raise EdgekitError(f"--temperature must be positive, got {s.temperature}", "pass e.g. --temperature 4")
     for key in ("mean", "std"):
         if len(getattr(s, key)) != 3:
@@ -171,6 +172,12 @@ def validate(s: Settings) -> None:
         raise EdgekitError(f"std must be positive, got {s.std}", "use e.g. std = [0.5, 0.5, 0.5]")
     if s.threads is not None and s.threads < 1:
         raise EdgekitError(f"--threads must be at least 1, got {s.threads}", "pass --threads 1 or more")
+    for key in ("teacher_lr", "distill_lr", "qat_lr"):
+        if not (math.isfinite(getattr(s, key)) and getattr(s, key) > 0):
+            raise EdgekitError(f"{key} must be a positive number, got {getattr(s, key)}", f"set {key} to e.g. 0.05")
+    if s.calibration_batches < 1:
+        raise EdgekitError(f"calibration_batches must be at least 1, got {s.calibration_batches}",
+                           "set calibration_batches to 1 or more")
     if s.latency_runs < 1:
         raise EdgekitError(f"latency_runs must be at least 1, got {s.latency_runs}", "set latency_runs to 1 or more")
     for key, choices in METHOD_CHOICES.items():
