@@ -137,13 +137,15 @@ def load_config_file(path: Path) -> dict[str, Any]:
 def build_settings(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Settings:
     """Defaults, then the config file, then the flags that were given (not None)."""
     settings = Settings()
-    merged = dict(file_values)
-    merged.update({k: v for k, v in flag_values.items() if v is not None})
-    epochs = merged.pop("epochs", None)
-    if epochs is not None:
-        settings.with_epochs(epochs)
-    for key, value in merged.items():
-        setattr(settings, key, value)
+    # Each source is applied whole before the next, so `--epochs` beats `distill_epochs` in the file,
+    # and within one source the specific key beats `epochs`.
+    for source in (file_values, {k: v for k, v in flag_values.items() if v is not None}):
+        values = dict(source)
+        epochs = values.pop("epochs", None)
+        if epochs is not None:
+            settings.with_epochs(epochs)
+        for key, value in values.items():
+            setattr(settings, key, value)
     validate(settings)
     return settings
 
@@ -156,6 +158,8 @@ def validate(s: Settings) -> None:
                                "pass --epochs 1 or more")
     if not (math.isfinite(s.width) and s.width > 0):
         raise EdgekitError(f"--width must be positive, got {s.width}", "pass a width multiplier such as 0.35 or 1.0")
+    if not 0 <= s.seed < 2**32:  # torch's generators overflow on huge seeds (the loop seeds seed * 1000 + epoch)
+        raise EdgekitError(f"--seed must lie in [0, 2**32), got {s.seed}", "pass a seed such as 0 or 42")
     if s.size < 16:
         raise EdgekitError(f"--size must be at least 16 pixels, got {s.size}", "pass --size 32 or larger")
     if s.batch_size < 1:
@@ -168,8 +172,10 @@ def validate(s: Settings) -> None:
         if len(getattr(s, key)) != 3:
             raise EdgekitError(f"{key} must hold 3 numbers (R, G, B), got {getattr(s, key)}",
                                f"write e.g. {key} = {[0.0] * 3 if key == 'mean' else [1.0] * 3}")
-    if any(v <= 0 for v in s.std):
+    if not all(math.isfinite(v) and v > 0 for v in s.std):  # NaN and inf included
         raise EdgekitError(f"std must be positive, got {s.std}", "use e.g. std = [0.5, 0.5, 0.5]")
+    if not all(math.isfinite(v) for v in s.mean):
+        raise EdgekitError(f"mean must hold finite numbers, got {s.mean}", "use e.g. mean = [0.0, 0.0, 0.0]")
     if s.threads is not None and s.threads < 1:
         raise EdgekitError(f"--threads must be at least 1, got {s.threads}", "pass --threads 1 or more")
     for key in ("teacher_lr", "distill_lr", "qat_lr"):

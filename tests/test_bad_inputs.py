@@ -27,7 +27,10 @@ class Case:
     id: str
     build: Callable[[Path], list[str]]  # makes the case's files in a work folder, returns its CLI flags
     words: tuple[str, ...]  # what the error line must mention (case-insensitive)
-    out: str = "absent"  # "absent", "file" (an existing file) or "run" (an earlier run's folder)
+    # "absent"; "file": --out is an existing file; "below-file": --out is a path inside an existing file;
+    # "run": --out is an earlier run's folder
+    out: str = "absent"
+    command: str = "compress"
 
 
 def _data_missing(w: Path) -> list[str]:
@@ -140,6 +143,7 @@ CASES = [
     Case("teacher-wrong-classes", _teacher_wrong_classes, ("resnet18.pt",)),
     Case("teacher-arch-unknown", _flags("--teacher-arch", "resnet19"), ("resnet19",)),
     Case("out-is-a-file", _flags(), ("is an existing file",), out="file"),
+    Case("out-below-a-file", _flags(), ("which is a file",), out="below-file"),
     Case("config-unknown-key", _config("epoch = 3\n"), ("epoch", "did you mean 'epochs'?")),
     Case("config-wrong-type", _config('epochs = "three"\n'), ("epochs", "wrong type")),
     Case("config-missing", lambda w: ["--config", str(w / "nope.toml")], ("nope.toml",)),
@@ -147,6 +151,10 @@ CASES = [
     Case("epochs-zero", _flags("--epochs", "0"), ("at least 1",)),
     Case("width-negative", _flags("--width", "-1"), ("width",)),
     Case("epochs-not-a-number", _flags("--epochs", "abc"), ("abc",)),
+    Case("width-nan", _flags("--width", "nan"), ("width",)),
+    Case("temperature-inf", _flags("--temperature", "inf"), ("temperature",)),
+    Case("seed-huge", _flags("--seed", "100000000000000000"), ("seed",)),
+    Case("distill-before-teacher", _flags(), ("no finished 'teacher' stage",), command="distill"),
     Case("student-unknown", _flags("--student", "resnet18"), ("resnet18",)),
 ]
 
@@ -160,7 +168,7 @@ def snapshot(path: Path) -> dict[str, bytes] | bytes | None:
 
 
 def _prepare_out(out: Path, kind: str) -> None:
-    if kind == "file":
+    if kind in ("file", "below-file"):
         out.write_text("an existing file, not a run folder\n", encoding="utf-8")
     elif kind == "run":
         (out / "teacher").mkdir(parents=True)
@@ -178,8 +186,9 @@ class Outcome:
 
 
 def _run_case(case: Case, work: Path) -> Outcome:
-    out = work / "out"
-    args = ["compress", *case.build(work), "--out", str(out)]
+    out = work / "out"  # what must stay absent or unchanged
+    out_arg = out / "run" if case.out == "below-file" else out
+    args = [case.command, *case.build(work), "--out", str(out_arg)]
     _prepare_out(out, case.out)
     before = snapshot(out)
     try:

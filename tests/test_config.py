@@ -114,6 +114,13 @@ def test_defaults_when_nothing_is_given() -> None:
     ({"alpha": 1.5}, "alpha"),
     ({"temperature": 0.0}, "temperature"),
     ({"threads": 0}, "threads"),
+    ({"width": float("nan")}, "width"),
+    ({"temperature": float("inf")}, "temperature"),
+    ({"alpha": float("nan")}, "alpha"),
+    ({"seed": 10**17}, "seed"),
+    ({"seed": -1}, "seed"),
+    ({"std": [0.5, float("nan"), 0.5]}, "std"),
+    ({"mean": [0.0, float("inf"), 0.0]}, "mean"),
     ({"quant_method": "fp16"}, "quant-method"),
     ({"student": "resnet18"}, "student"),
 ])
@@ -121,3 +128,12 @@ def test_range_checks(flags: dict, words: str) -> None:
     with pytest.raises(EdgekitError) as info:
         build_settings({}, flags)
     assert words in info.value.what
+
+
+def test_epochs_flag_beats_a_specific_key_in_the_file() -> None:
+    from edgekit.config import build_settings
+
+    s = build_settings({"distill_epochs": 20, "teacher_epochs": 9}, {"epochs": 2})
+    assert (s.teacher_epochs, s.distill_epochs, s.qat_epochs) == (2, 2, 2)
+    s = build_settings({"epochs": 5, "distill_epochs": 20}, {})
+    assert (s.teacher_epochs, s.distill_epochs, s.qat_epochs) == (5, 20, 5)

@@ -31,6 +31,12 @@ def check_out_dir(out: Path) -> None:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise EdgekitError(f"--out {out} is an existing file", "pass a directory path (new or from an earlier run)")
+    for parent in out.parents:  # the nearest existing folder above it must be a folder, or mkdir fails later
+        if parent.exists():
+            if not parent.is_dir():
+                raise EdgekitError(f"--out {out} lies below {parent}, which is a file",
+                                   "pass a directory path that is not inside a file")
+            break
 
 
 def quick_checks(settings: Settings, out: Path, stages: list[str]) -> None:
