@@ -6,7 +6,7 @@ by ``scale``, subtract ``mean``, divide by ``std``, lay out as NCHW (PyTorch, ON
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
