@@ -58,6 +58,30 @@ def make_subset(full: Path, train_per_class: int, test_per_class: int) -> Path:
     return subset
 
 
+def int8_margins(ctx, run_dir: Path) -> dict:
+    """Why INT8 files and the PyTorch INT8 graph disagree: the reference's top-2 margin, in output
+    quantization steps of the INT8 TFLite file, over all images and over the disagreeing ones."""
+    import numpy as np
+
+    from edgekit.bench.runtimes import open_runner
+    from edgekit.models.predictions import load_logits
+
+    x, _ = ctx.eval_split()
+    reference = load_logits(run_dir / "quantize").numpy()
+    document = json.loads((run_dir / "artifacts" / "preprocess.json").read_text())
+    step = document["artifacts"]["model_int8.tflite"]["output_scale"]
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    margin = (top2[:, 1] - top2[:, 0]) / step
+    result = {"output_step": step, "median_margin_steps": float(np.median(margin))}
+    for name in ("model_int8.onnx", "model_int8.tflite"):
+        predicted = open_runner(run_dir / "artifacts" / name, document["artifacts"][name], 2)(x.numpy()).argmax(1)
+        differ = predicted != reference.argmax(1)
+        result[name] = {"disagreements": int(differ.sum()),
+                        "median_margin_steps_where_differ": float(np.median(margin[differ])) if differ.any() else None,
+                        "share_within_2_steps": float(np.mean(margin[differ] <= 2)) if differ.any() else None}
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-per-class", type=int, default=1000)
@@ -99,6 +123,7 @@ def main() -> int:
         run_chain(StageContext(runs[name], out / name), stages)
         seconds[name] = time.perf_counter() - t
 
+    margins = {name: int8_margins(StageContext(runs[name], out / name), out / name) for name in ("kd_qat", "kd_ptq")}
     qat = json.loads((out / "kd_qat" / "report.json").read_text())
     ptq = json.loads((out / "kd_ptq" / "report.json").read_text())
     scratch = json.loads((out / "scratch" / "distill" / "stage.json").read_text())["result"]
@@ -116,6 +141,7 @@ def main() -> int:
         "distilled_student": qat["students"][0],
         "qat_int8": {"pytorch": qat["students"][1]["accuracy"], "artifacts": by_name(qat)},
         "ptq_int8": {"pytorch": ptq["students"][1]["accuracy"], "artifacts": by_name(ptq)},
+        "int8_margins": {"qat": margins["kd_qat"], "ptq": margins["kd_ptq"]},
         "settings": as_dict(runs["kd_qat"]),
         "versions": qat["versions"],
     }
@@ -152,7 +178,39 @@ def render(r: dict) -> str:
                 continue
             lines.append(f"| {label if 'int8' in name else 'FP32 student'} `{name}` | {a['runtime']} | {pct(a['accuracy'])} | "
                          f"{pct(a['agreement'])} | {a['bytes'] / 1024:.0f} | {a['latency_ms']['p50']:.3f} |")
+    lines += ["", "## Checks (issue 3)", ""] + [f"- {line}" for line in checks(r)]
+    lines += ["", "## Why the INT8 files do not agree 100 % with the PyTorch INT8 graph", "",
+              "The PyTorch INT8 graph computes each operator in float between quantize/dequantize pairs; the runtimes "
+              "use integer kernels with fixed-point requantization, so each layer may round one step differently and "
+              "the differences add up over MobileNetV2's 50-odd layers. They change the top-1 class only where the two "
+              "best logits are nearly tied. Reference top-2 margin, in output steps of the INT8 TFLite file:", "",
+              "| Model | File | Disagreements | Median margin, all images | Median margin where they differ | Differences within 2 steps |",
+              "|---|---|---|---|---|---|"]
+    for label, key in (("QAT INT8", "qat"), ("PTQ INT8", "ptq")):
+        m = r["int8_margins"][key]
+        for name in ("model_int8.onnx", "model_int8.tflite"):
+            d = m[name]
+            where = "—" if d["median_margin_steps_where_differ"] is None else f"{d['median_margin_steps_where_differ']:.1f}"
+            within = "—" if d["share_within_2_steps"] is None else f"{100 * d['share_within_2_steps']:.0f} %"
+            lines.append(f"| {label} | `{name}` | {d['disagreements']} | {m['median_margin_steps']:.1f} | {where} | {within} |")
     return "\n".join(lines) + "\n"
+
+
+def checks(r: dict) -> list[str]:
+    """The issue's CIFAR-10 targets, each with the numbers it compares."""
+    qat, ptq = r["qat_int8"]["artifacts"], r["ptq_int8"]["artifacts"]
+    distilled, scratch = r["distilled_student"]["accuracy"], r["scratch_student"]["accuracy"]
+    qat_tfl, ptq_tfl = qat["model_int8.tflite"]["accuracy"], ptq["model_int8.tflite"]["accuracy"]
+    ratio = qat["model_int8.tflite"]["bytes"] / (r["teacher"]["params"] * 4)
+    mark = lambda ok: "pass" if ok else "MISS"  # noqa: E731
+    return [
+        f"{mark(distilled >= scratch + 0.01)}: distilled {100 * distilled:.2f} % >= scratch {100 * scratch:.2f} % + 1 point",
+        f"{mark(qat_tfl >= distilled - 0.005)}: QAT INT8 TFLite {100 * qat_tfl:.2f} % within 0.5 point below "
+        f"the FP32 student {100 * distilled:.2f} %",
+        f"{mark(qat_tfl > ptq_tfl)}: QAT INT8 TFLite {100 * qat_tfl:.2f} % > PTQ INT8 TFLite {100 * ptq_tfl:.2f} %",
+        f"{mark(ratio <= 1 / 40)}: INT8 TFLite file is {ratio:.4f} of the teacher's FP32 weights (<= 1/40 = 0.025)",
+        f"{mark(r['budget']['total_minutes'] <= 60)}: whole run {r['budget']['total_minutes']} min <= 60 min",
+    ]
 
 
 if __name__ == "__main__":
