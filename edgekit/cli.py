@@ -38,6 +38,8 @@ Epochs = Annotated[Optional[int], typer.Option(help="Epochs for every training s
 Method = Annotated[Optional[str], typer.Option("--quant-method", "--method", help="qat (teacher-guided, default) or ptq.")]
 Target = Annotated[Optional[str], typer.Option(help="Target profile name (see `edgekit targets`) or a .toml file (default rpi4).")]
 Threads = Annotated[Optional[int], typer.Option(help="Threads for host latency (default: the target's, capped at this host's cores).")]
+Budget = Annotated[Optional[list[str]], typer.Option("--budget", help="A limit key=value (latency_ms, size_mb, accuracy, agreement); repeatable. Missed: exit 1.")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="Also measure on a board: ssh://user@host[:port], or local.")]
 Seed = Annotated[Optional[int], typer.Option(help="Random seed for training (default 0).")]
 Out = Annotated[Path, typer.Option(help="Run directory; each stage writes a folder inside it.")]
 Config = Annotated[Optional[Path], typer.Option(help="TOML file with the same keys as the flags.")]
@@ -49,22 +51,24 @@ def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads t
     def command(data: Data = None, teacher: TeacherFile = None, teacher_arch: TeacherArch = None,
                 student: Student = None, width: Width = None, size: Size = None, temperature: Temperature = None,
                 alpha: Alpha = None, epochs: Epochs = None, quant_method: Method = None, target: Target = None,
-                threads: Threads = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
+                threads: Threads = None, budget: Budget = None, device: DeviceOpt = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
                 force: Force = False, debug: Debug = False) -> None:
         DEBUG["on"] = debug
         flags = {"data": str(data) if data else None, "teacher": str(teacher) if teacher else None,
                  "teacher_arch": teacher_arch, "student": student, "width": width, "size": size,
                  "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method,
-                 "target": target, "threads": threads, "seed": seed}
+                 "target": target, "threads": threads, "budget": budget or None, "device": device, "seed": seed}
         _run(stages, flags, out, config, force)
 
     command.__doc__ = doc
     return command
 
 
-def _run(stages: list[str], flags: dict, out: Path, config: Path | None, force: bool) -> None:
+def _run(stages: list[str], flags: dict, out: Path, config: Path | None, force: bool,
+         recorded: dict | None = None) -> None:
     # Settings and the checks that need no torch come first: a typo answers in well under a second.
-    settings = build_settings(load_config_file(config) if config else {}, flags)
+    file_values = {**(recorded or {}), **(load_config_file(config) if config else {})}
+    settings = build_settings(file_values, flags)
     from edgekit.pipeline.chain import quick_checks
 
     quick_checks(settings, out, stages)
@@ -72,24 +76,41 @@ def _run(stages: list[str], flags: dict, out: Path, config: Path | None, force: 
     from edgekit.stages.common import StageContext
 
     ctx = StageContext(settings=settings, out=out, force=force, console=ERR)
-    run_chain(ctx, stages)
+    records = run_chain(ctx, stages)
     if "benchmark" in stages:
         _print_summary(out)
+        _exit_on_budget_failures(records["report"]["failures"])
+
+
+def _exit_on_budget_failures(failures: list[str]) -> None:
+    """Budgets that fail exit 1 (a user error is 2): CI fails the pull request and says why."""
+    for line in failures:
+        ERR.print(line, markup=False, highlight=False)
+    if failures:
+        raise SystemExit(1)
 
 
 def _print_summary(out: Path) -> None:
     import json
 
-    from edgekit.bench.report_md import artifact_rows
+    _print_table(json.loads((out / "report.json").read_text(encoding="utf-8")), out)
 
-    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+def _print_table(report: dict, out: Path) -> None:
+    from edgekit.bench.report_md import ARTIFACT_HEADER, artifact_rows
+
     table = Table(title=f"edgekit — {report['target']['description']}")
-    for column in ("File", "Format", "Precision", "Status", "Size", "Accuracy", "Agreement", "Host ms p50 / p90", "Threads"):
+    for column in ARTIFACT_HEADER:
         table.add_column(column)
     for row in artifact_rows(report):
         table.add_row(*row)
     OUT.print(table)
-    OUT.print(f"teacher accuracy {100 * report['teacher']['accuracy']:.2f} %, reports in {out}/report.{{json,md,html}}")
+    deploy = report.get("deploy") or {}
+    OUT.print(f"deploy: {deploy['name']} — {deploy['why']}" if deploy.get("name") else f"deploy: {deploy.get('why')}",
+              markup=False, highlight=False)
+    if "teacher" in report:
+        OUT.print(f"teacher accuracy {100 * report['teacher']['accuracy']:.2f} %", markup=False)
+    OUT.print(f"reports in {out}/report.{{json,md,html}}", markup=False, highlight=False)
 
 
 app.command("compress")(_stage_command(list(("teacher", "distill", "quantize", "export", "benchmark")),
@@ -98,27 +119,88 @@ app.command("teacher")(_stage_command(["teacher"], "Train a teacher on the data,
 app.command("distill")(_stage_command(["distill"], "Distil the teacher into a MobileNet student (Hinton KD)."))
 app.command("quantize")(_stage_command(["quantize"], "INT8 by teacher-guided QAT (default) or PTQ (--method ptq)."))
 app.command("export")(_stage_command(["export"], "Write ONNX and TFLite, FP32 and INT8, with labels and preprocess.json."))
-app.command("benchmark")(_stage_command(["benchmark"], "Measure every artifact in its own runtime and write the reports."))
+
+
+@app.command("benchmark")
+def benchmark(path: Annotated[Optional[Path], typer.Argument(help="A .tflite or .onnx file, or a run directory (default: --out).")] = None,
+              target: Target = None, threads: Threads = None, budget: Budget = None, device: DeviceOpt = None,
+              data: Data = None, size: Size = None,
+              out: Annotated[Optional[Path], typer.Option(help="Where the reports go (default: the run directory; for a file, runs/benchmark-<name>).")] = None,
+              config: Config = None, force: Force = False, debug: Debug = False) -> None:
+    """Measure every artifact in its own runtime, estimate its latency on the target, check budgets."""
+    DEBUG["on"] = debug
+    flags = {"data": str(data) if data else None, "size": size, "target": target, "threads": threads,
+             "budget": budget or None, "device": device}
+    if path is not None and not path.is_dir():
+        from edgekit.bench.single_file import benchmark_file, check_model_file
+
+        check_model_file(path)
+        settings = build_settings(load_config_file(config) if config else {}, flags)
+        report_dir = out or Path("runs") / f"benchmark-{path.stem}"
+        from edgekit.pipeline.chain import check_out_dir
+
+        check_out_dir(report_dir)
+        report, failures = benchmark_file(path, settings.target, settings.threads, settings.budget, settings.device,
+                                          report_dir, settings.latency_runs)
+        _print_table(report, report_dir)
+        _exit_on_budget_failures(failures)
+        return
+    run_dir = path or out or Path("runs/default")
+    recorded = _recorded_settings(run_dir)
+    _run(["benchmark"], flags, run_dir, config, force, recorded)
+
+
+def _recorded_settings(run_dir: Path) -> dict:
+    """The data settings a run was exported with, so `edgekit benchmark RUN_DIR` needs no --data/--size again."""
+    import json
+
+    record = run_dir / "artifacts" / "stage.json"
+    try:
+        params = json.loads(record.read_text(encoding="utf-8"))["params"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {k: params[k] for k in ("data", "size", "mean", "std") if k in params}
 
 
 @app.command("targets")
-def targets(name: Annotated[Optional[str], typer.Argument(help="Show one profile in full.")] = None) -> None:
-    """List the hardware target profiles, or show one."""
+def targets(name: Annotated[Optional[str], typer.Argument(help="Show one profile in full, with its leave-one-out table.")] = None) -> None:
+    """List the hardware target profiles, or show one with the published figures its estimate is fitted to."""
     from edgekit.bench.targets import load_target, target_names
 
     if name:
-        import json
-
-        OUT.print_json(json.dumps(load_target(name)))
+        _show_target(load_target(name))
         return
     table = Table(title="edgekit targets")
-    for column in ("Name", "Device", "CPU", "Clock GHz", "ISA", "Runtime", "Threads"):
+    for column in ("Name", "Device", "CPU", "Clock GHz", "ISA", "Runtime", "Threads", "Published figures"):
         table.add_column(column)
     for target_name in target_names():
         t = load_target(target_name)
+        figures = "measured here" if t.get("measured") else str(len(t.get("published", [])))
         table.add_row(target_name, t["description"], f"{t['cpu']['cores']}x {t['cpu']['core']}", str(t["cpu"]["clock_ghz"]),
-                      ", ".join(t["cpu"]["isa"]), t["runtime"]["name"], str(t["runtime"]["threads"]))
+                      ", ".join(t["cpu"]["isa"]), t["runtime"]["name"], str(t["runtime"]["threads"]), figures)
     OUT.print(table)
+    OUT.print("`edgekit targets NAME` shows a profile in full with the estimate's leave-one-out error.")
+
+
+def _show_target(profile: dict) -> None:
+    import json
+
+    from edgekit.estimate.target_estimate import calibrate
+
+    OUT.print_json(json.dumps({k: v for k, v in profile.items() if k != "published"}))
+    cal = calibrate(profile)
+    if cal is None:
+        OUT.print("no estimate for this target: " + ("it is measured, not estimated" if profile.get("measured")
+                                                      else "fewer than 3 published figures"), markup=False)
+        return
+    table = Table(title=f"{profile['name']}: published figures and leave-one-out estimates")
+    for column in ("Model", "Precision", "Threads", "Published ms", "Estimate ms", "Error", "Source"):
+        table.add_column(column)
+    for r in cal.loo:
+        table.add_row(r["model"], r["precision"], str(r["threads"]), f"{r['published_ms']:g}", f"{r['estimate_ms']:.1f}",
+                      f"{100 * r['error']:+.0f} %", r["source"])
+    OUT.print(table)
+    OUT.print(f"{cal.method()}.", markup=False, highlight=False)
 
 
 def _usage_message(exc: UsageError) -> str:

@@ -53,6 +53,8 @@ class Settings:
     target: str = "rpi4"
     threads: int | None = None  # host threads for latency; None: the target's, capped at this host's cores
     latency_runs: int = 100
+    budget: list[str] = field(default_factory=list)  # "key=value" limits (bench/budgets.py); beat the target's
+    device: str | None = None  # "local" or "ssh://user@host[:port]": also measure there
 
     def with_epochs(self, epochs: int) -> None:
         """``--epochs N`` sets every training stage's epoch count at once."""
@@ -104,7 +106,9 @@ def _accepts(hint: Any, value: Any) -> bool:
 def _type_name(hint: Any) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     args = [a for a in get_args(hint) if a is not type(None)] or [hint]
-    return "a list of numbers" if get_origin(args[0]) is list else names.get(args[0], str(args[0]))
+    if get_origin(args[0]) is list:
+        return "a list of strings" if get_args(args[0])[0] is str else "a list of numbers"
+    return names.get(args[0], str(args[0]))
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -112,7 +116,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if not _accepts(hint, value):
         raise EdgekitError(f"{source}: '{name}' = {value!r} has the wrong type", f"give {name} as {_type_name(hint)}")
     if get_origin(hint) is list:
-        return [float(v) for v in value]
+        return [float(v) for v in value] if get_args(hint)[0] is float else list(value)
     return float(value) if hint is float else value
 
 
@@ -184,6 +188,13 @@ def validate(s: Settings) -> None:
     if s.calibration_batches < 1:
         raise EdgekitError(f"calibration_batches must be at least 1, got {s.calibration_batches}",
                            "set calibration_batches to 1 or more")
+    if s.device is not None:
+        from edgekit.device.address import parse_device
+
+        parse_device(s.device)
+    from edgekit.bench.budgets import parse_budget_flags
+
+    parse_budget_flags(s.budget, "--budget" if s.budget else "config")
     if s.latency_runs < 1:
         raise EdgekitError(f"latency_runs must be at least 1, got {s.latency_runs}", "set latency_runs to 1 or more")
     for key, choices in METHOD_CHOICES.items():

@@ -59,3 +59,36 @@ def edgekit_script() -> Path:
     if not EDGEKIT.is_file():
         pytest.fail(f"the edgekit console script is not installed next to {sys.executable}")
     return EDGEKIT
+
+
+# --- one tiny `edgekit compress` on the built-in digits, shared by every module that needs a finished run ---
+
+E2E_SIZE = 32
+# Small, but trained enough that the INT8 logits are rarely near-ties: integer kernels round differently
+# from PyTorch's simulated INT8, so an undertrained student (width 0.25 at 24 px, ~91 % accuracy) flips
+# its top-1 on rounding alone (agreement 0.983-0.989 measured); here the student reaches ~96 %.
+E2E_FLAGS = ["--width", "0.35", "--size", str(E2E_SIZE), "--teacher-arch", "resnet18"]
+E2E_CONFIG = """\
+teacher_epochs = 6
+distill_epochs = 15
+qat_epochs = 1
+latency_runs = 5
+"""
+
+
+def compress_e2e(folder: Path) -> CliResult:
+    return run_cli(["compress", *E2E_FLAGS, "--config", str(folder / "edgekit.toml"), "--out", str(folder / "run")],
+                   cwd=folder, timeout=1500)
+
+
+@pytest.fixture(scope="session")
+def e2e_run(tmp_path_factory: pytest.TempPathFactory, edgekit_script: Path) -> Path:
+    """The folder holding ``run/`` (the compress output) and ``edgekit.toml``; the run is made once per session."""
+    folder = tmp_path_factory.mktemp("e2e")
+    (folder / "edgekit.toml").write_text(E2E_CONFIG, encoding="utf-8")
+    result = compress_e2e(folder)
+    if result.returncode != 0:
+        pytest.fail(f"edgekit compress failed ({result.returncode})\nstdout:\n{result.stdout[-4000:]}\n"
+                    f"stderr:\n{result.stderr[-6000:]}", pytrace=False)
+    (folder / "first_stderr.txt").write_text(result.stderr, encoding="utf-8")
+    return folder

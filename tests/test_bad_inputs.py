@@ -122,6 +122,58 @@ def _flags(*flags: str) -> Callable[[Path], list[str]]:
     return lambda _w: list(flags)
 
 
+def _profile(text: str) -> Callable[[Path], list[str]]:
+    def build(w: Path) -> list[str]:
+        (w / "board.toml").write_text(text, encoding="utf-8")
+        return ["--target", str(w / "board.toml")]
+
+    return build
+
+
+BOARD = """name = "board"
+description = "a test board"
+published = []
+[cpu]
+cores = 4
+core = "Cortex-A53"
+arch = "armv8-a"
+clock_ghz = 1.2
+isa = ["neon"]
+[runtime]
+name = "ai-edge-litert"
+threads = 4
+"""
+
+
+def tiny_onnx(path: Path) -> Path:
+    """A valid one-operator ONNX model (y = relu(x)), made without torch."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), str(path))
+    return path
+
+
+def _model(*flags: str) -> Callable[[Path], list[str]]:
+    def build(w: Path) -> list[str]:
+        return [str(tiny_onnx(w / "tiny.onnx")), *flags]
+
+    return build
+
+
+def _not_a_model(w: Path) -> list[str]:
+    (w / "model.tflite").write_bytes(b"TFL3 but not really a flatbuffer model" * 10)
+    return [str(w / "model.tflite")]
+
+
+def _wrong_suffix(w: Path) -> list[str]:
+    (w / "model.txt").write_text("hello\n", encoding="utf-8")
+    return [str(w / "model.txt")]
+
+
 CASES = [
     Case("unknown-target", _flags("--target", "nosuchboard"), ("nosuchboard",)),
     Case("unknown-target-existing-run", _flags("--target", "nosuchboard"), ("nosuchboard",), out="run"),
@@ -156,6 +208,29 @@ CASES = [
     Case("seed-huge", _flags("--seed", "100000000000000000"), ("seed",)),
     Case("distill-before-teacher", _flags(), ("no finished 'teacher' stage",), command="distill"),
     Case("student-unknown", _flags("--student", "resnet18"), ("resnet18",)),
+    # targets, budgets, devices and model files (issue 4)
+    Case("profile-missing-key", _profile(BOARD.replace("cores = 4\n", "")), ("board.toml", "cpu.cores")),
+    Case("profile-bad-toml", _profile(BOARD + "[budgets\n"), ("board.toml", "toml")),
+    Case("profile-unknown-figure-model", _profile(BOARD.replace(
+        "published = []", 'published = [{ model = "mobilenet_v9", precision = "fp32", threads = 4, ms = 10.0, '
+        'source = "https://example.org" }]')), ("published[0].model", "mobilenet_v9")),
+    Case("profile-bad-budget", _profile(BOARD + "[budgets]\nspeed = 3\n"), ("speed", "budgets are")),
+    Case("threads-zero", _flags("--threads", "0"), ("threads",)),
+    Case("budget-malformed", _flags("--budget", "latency_ms"), ("latency_ms", "key=value")),
+    Case("budget-unknown-key", _flags("--budget", "speed_ms=3"), ("speed_ms", "did you mean")),
+    Case("budget-not-a-number", _flags("--budget", "size_mb=abc"), ("size_mb", "number")),
+    Case("budget-accuracy-above-one", _flags("--budget", "accuracy=95"), ("accuracy", "fraction")),
+    Case("device-malformed", _flags("--device", "pi@board"), ("pi@board", "ssh://")),
+    Case("device-unreachable", _flags("--device", "ssh://nobody@127.0.0.1:1"), ("127.0.0.1",)),
+    Case("benchmark-not-a-model", _not_a_model, ("model.tflite", "not a readable"), command="benchmark"),
+    Case("benchmark-wrong-suffix", _wrong_suffix, ("model.txt", ".tflite or .onnx"), command="benchmark"),
+    Case("benchmark-missing-file", lambda w: [str(w / "gone.tflite")], ("gone.tflite", "does not exist"),
+         command="benchmark"),
+    Case("benchmark-accuracy-budget-on-a-file", _model("--budget", "accuracy=0.9"), ("accuracy", "run directory"),
+         command="benchmark"),
+    Case("benchmark-file-unknown-target", _model("--target", "rpi3"), ("rpi3", "did you mean"), command="benchmark"),
+    Case("benchmark-file-device-unreachable", _model("--device", "ssh://nobody@127.0.0.1:1"), ("127.0.0.1",),
+         command="benchmark"),
 ]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CliResult, run_cli
+from conftest import E2E_SIZE, CliResult, compress_e2e
 
 STAGE_FOLDERS = ("teacher", "distill", "quantize", "artifacts", "benchmark")
 STAGE_NAMES = ("teacher", "distill", "quantize", "export", "benchmark")
@@ -24,35 +24,17 @@ ARTIFACTS = {  # name -> (format, precision)
     "model_fp32.tflite": ("tflite", "fp32"),
     "model_int8.tflite": ("tflite", "int8"),
 }
-SIZE = 32
-# Small, but trained enough that the INT8 logits are rarely near-ties: integer kernels round differently
-# from PyTorch's simulated INT8, so an undertrained student (width 0.25 at 24 px, ~91 % accuracy) flips
-# its top-1 on rounding alone (agreement 0.983-0.989 measured); here the student reaches ~96 %.
-FLAGS = ["--width", "0.35", "--size", str(SIZE), "--teacher-arch", "resnet18"]
-CONFIG = """\
-teacher_epochs = 6
-distill_epochs = 15
-qat_epochs = 1
-latency_runs = 5
-"""
+SIZE = E2E_SIZE
 MIN_AGREEMENT = 0.99
 
 
 def _compress(folder: Path) -> CliResult:
-    return run_cli(["compress", *FLAGS, "--config", str(folder / "edgekit.toml"), "--out", str(folder / "run")],
-                   cwd=folder, timeout=1500)
+    return compress_e2e(folder)
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory, edgekit_script: Path) -> Path:
-    folder = tmp_path_factory.mktemp("e2e")
-    (folder / "edgekit.toml").write_text(CONFIG, encoding="utf-8")
-    result = _compress(folder)
-    if result.returncode != 0:
-        pytest.fail(f"edgekit compress failed ({result.returncode})\nstdout:\n{result.stdout[-4000:]}\n"
-                    f"stderr:\n{result.stderr[-6000:]}", pytrace=False)
-    (folder / "first_stderr.txt").write_text(result.stderr, encoding="utf-8")
-    return folder
+def work(e2e_run: Path) -> Path:
+    return e2e_run
 
 
 @pytest.fixture(scope="module")

@@ -7,34 +7,19 @@ import io
 from pathlib import Path
 from typing import Any
 
-from edgekit.bench.report_md import artifact_rows
+from edgekit.bench.report_md import ARTIFACT_HEADER, artifact_rows
 from edgekit.pipeline.atomic import write_text_atomic
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}.note{color:#666}"""
+td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}.note{color:#666}
+.deploy{font-size:1.2em;padding:.6em 1em;background:#eef7ee;border-left:6px solid #3a3}
+.nodeploy{font-size:1.2em;padding:.6em 1em;background:#fbeeee;border-left:6px solid #c33}"""
 
 
-def _svg_tradeoff(report: dict[str, Any]) -> str:
-    """Accuracy against host latency, point area proportional to file size."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _svg(fig: Any) -> str:
     import matplotlib.pyplot as plt
 
-    ok = [a for a in report["artifacts"] if a["status"] == "ok"]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if ok:
-        biggest = max(a["bytes"] for a in ok)
-        for a in ok:
-            ax.scatter(a["latency_ms"]["p50"], 100 * a["accuracy"], s=60 + 900 * a["bytes"] / biggest, alpha=0.6,
-                       label=f"{a['name']} ({a['bytes'] / 1024:.0f} KiB)")
-        ax.legend(fontsize=8, loc="lower right")
-    ax.axhline(100 * report["teacher"]["accuracy"], color="grey", ls="--", lw=1)
-    ax.text(ax.get_xlim()[0], 100 * report["teacher"]["accuracy"], " teacher (PyTorch)", va="bottom", fontsize=8)
-    ax.set_xlabel(f"host latency p50, ms ({report['host']['threads']} threads, batch 1)")
-    ax.set_ylabel(f"{report['data']['eval_split']} accuracy, %")
-    ax.set_title("Accuracy vs latency (point area = file size)")
     buf = io.StringIO()
     fig.tight_layout()
     fig.savefig(buf, format="svg")
@@ -43,30 +28,119 @@ def _svg_tradeoff(report: dict[str, Any]) -> str:
     return svg[svg.index("<svg"):]
 
 
+def _points(report: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """(label, latency, accuracy, bytes) for the teacher, the students and every artifact, on the target when
+    there is an estimate, else on this host."""
+    ok = [a for a in report["artifacts"] if a["status"] == "ok" and a.get("accuracy") is not None]
+    on_target = all(a.get("target_estimate") for a in ok) and ok
+    points = []
+    for a in ok:
+        latency = a["target_estimate"]["ms"] if on_target else a["latency_ms"]["p50"]
+        points.append({"label": a["name"], "ms": latency, "acc": a["accuracy"], "bytes": a["bytes"]})
+    for model in report.get("models_on_target", []) if on_target else []:
+        points.append({"label": model["name"], "ms": model["target_estimate"]["ms"], "acc": model["accuracy"],
+                       "bytes": model["bytes"]})
+    where = (f"estimated on {report['target']['name']}, {report['target']['estimate_threads']} threads" if on_target
+             else f"measured on this host, {report['host']['threads']} threads")
+    return points, where
+
+
+def svg_tradeoff(report: dict[str, Any]) -> str:
+    """Accuracy against latency, point area proportional to file size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points, where = _points(report)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    if points:
+        biggest = max(p["bytes"] for p in points)
+        for p in points:
+            ax.scatter(p["ms"], 100 * p["acc"], s=40 + 1200 * p["bytes"] / biggest, alpha=0.55,
+                       label=f"{p['label']} ({p['bytes'] / 1024:.0f} KiB)")
+        ax.set_xscale("log")
+        ax.legend(fontsize=7, loc="lower right")
+    ax.set_xlabel(f"latency p50, ms, batch 1 ({where}; log scale)")
+    ax.set_ylabel("test accuracy, %" if "data" not in report else f"{report['data']['eval_split']} accuracy, %")
+    ax.set_title("Accuracy vs latency (point area = file size)")
+    return _svg(fig)
+
+
+def svg_breakdown(report: dict[str, Any]) -> str | None:
+    """Stacked bars: the target estimate of each artifact split by operator kind."""
+    rows = [a for a in report["artifacts"] if a.get("target_estimate") and a["target_estimate"].get("breakdown_ms")]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = sorted({k for a in rows for k in a["target_estimate"]["breakdown_ms"]})
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.5 * len(rows)))
+    left = [0.0] * len(rows)
+    for kind in kinds:
+        values = [a["target_estimate"]["breakdown_ms"].get(kind, 0.0) for a in rows]
+        ax.barh([a["name"] for a in rows], values, left=left, label=kind)
+        left = [x + v for x, v in zip(left, values)]
+    ax.set_xlabel(f"estimated ms on {report['target']['name']} ({report['target']['estimate_threads']} threads)")
+    ax.set_title("Where the time goes (per operator kind)")
+    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    return _svg(fig)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _deploy(report: dict[str, Any]) -> str:
+    d = report.get("deploy") or {}
+    if d.get("name"):
+        return f'<p class="deploy">Deploy this one: <b>{html.escape(d["name"])}</b> — {html.escape(d["why"])}.</p>'
+    return f'<p class="nodeploy">Nothing to deploy: {html.escape(d.get("why", "no artifact"))}.</p>'
+
+
+def _calibration(report: dict[str, Any]) -> str:
+    cal = report["target"].get("calibration")
+    if not cal:
+        return f'<p class="note">{html.escape(report["target"].get("calibration_note") or "")}</p>'
+    rows = [[r["model"], r["precision"], str(r["threads"]), f"{r['published_ms']:g}", f"{r['estimate_ms']:.1f}",
+             f"{100 * r['error']:+.0f} %"] for r in cal["leave_one_out"]]
+    sources = sorted({r["source"] for r in cal["leave_one_out"]})
+    links = "".join(f'<li><a href="{html.escape(s)}">{html.escape(s)}</a></li>' for s in sources)
+    return (f"<p>{html.escape(cal['method'])}.</p>"
+            + _table(["Published figure", "Precision", "Threads", "Published ms", "Leave-one-out ms", "Error"], rows)
+            + f"<p class='note'>Sources:</p><ul class='note'>{links}</ul>")
+
+
 def render_html(report: dict[str, Any]) -> str:
-    t = report["teacher"]
-    models = [[f"teacher ({t['source']})", f"{t['params']:,}", f"{100 * t['accuracy']:.2f} %"]]
-    models += [[s["name"], f"{s['params']:,}", f"{100 * s['accuracy']:.2f} %"] for s in report["students"]]
     target = report["target"]
+    breakdown = svg_breakdown(report)
+    models = ""
+    if "teacher" in report:
+        t = report["teacher"]
+        rows = [[f"teacher ({t['source']})", f"{t['params']:,}", f"{100 * t['accuracy']:.2f} %"]]
+        rows += [[s["name"], f"{s['params']:,}", f"{100 * s['accuracy']:.2f} %"] for s in report["students"]]
+        models = "<h2>Models</h2>" + _table(["Model", "Parameters", "Accuracy"], rows)
+    stages = ("<h2>Stage timings</h2>" + _table(["Stage", "Seconds"], [[k, f"{v['seconds']:.1f}"]
+                                                                    for k, v in report["stages"].items()])
+              if "stages" in report else "")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>edgekit report — {html.escape(target['name'])}</title>
 <style>{STYLE}</style></head><body>
 <h1>edgekit report — target {html.escape(target['name'])}</h1>
-<p>{html.escape(target['description'])}. Host: {html.escape(str(report['host']['cpu']))}, {report['host']['cores']} cores.
-Data: {html.escape(report['data']['source'])}; accuracy on the {html.escape(report['data']['eval_split'])} split.</p>
-<p class="note">{html.escape(target.get('estimate_note') or '')}</p>
+<p>{html.escape(target['description'])}. Host: {html.escape(str(report['host']['cpu']))}, {report['host']['cores']} cores.</p>
+{_deploy(report)}
 <h2>Artifacts</h2>
-{_table(["File", "Format", "Precision", "Status", "Size", "Accuracy", "Agreement", "Host ms p50 / p90", "Threads"], artifact_rows(report))}
-{_svg_tradeoff(report)}
-<h2>Models</h2>
-{_table(["Model", "Parameters", "Accuracy"], models)}
-<h2>Stage timings</h2>
-{_table(["Stage", "Seconds"], [[k, f"{v['seconds']:.1f}"] for k, v in report["stages"].items()])}
+{_table(ARTIFACT_HEADER, artifact_rows(report))}
+{svg_tradeoff(report)}
+{breakdown or ''}
+<h2>Target estimate</h2>
+{_calibration(report)}
+{models}
+{stages}
 <h2>Versions</h2><p>{html.escape(', '.join(f'{k} {v}' for k, v in report['versions'].items()))}</p>
 </body></html>
 """

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+ARTIFACT_HEADER = ["File", "Format", "Precision", "Status", "Size", "Accuracy", "Agreement",
+                   "Host ms p50 / p90 (threads)", "Target ms ± band", "Budgets"]
+
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f} %"
@@ -15,29 +18,65 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def target_cell(a: dict[str, Any]) -> str:
+    parts = []
+    est = a.get("target_estimate")
+    if est:
+        parts.append(f"{est['ms']:.2f} ± {est['band_pct']:.0f} %")
+    device = a.get("device_latency_ms")
+    if device:
+        parts.append(f"device {device['p50']:.2f}")
+    return "; ".join(parts) or "—"
+
+
+def budget_cell(a: dict[str, Any]) -> str:
+    marks = a.get("budgets") or {}
+    if not marks:
+        return "—"
+    return " ".join(("✅ " if m["passed"] else "❌ ") + key for key, m in marks.items())
+
+
 def artifact_rows(report: dict[str, Any]) -> list[list[str]]:
     rows = []
     for a in report["artifacts"]:
         if a["status"] != "ok":
-            rows.append([a["name"], a["format"], a["precision"], "❌ failed", "—", "—", "—", "—", "—"])
+            rows.append([a["name"], a["format"], a["precision"], "❌ failed"] + ["—"] * 6)
             continue
         lat = a["latency_ms"]
         rows.append([a["name"], a["format"], a["precision"], "✅ ok", f"{a['bytes'] / 1024:.1f} KiB",
-                     _pct(a["accuracy"]), _pct(a["agreement"]), f"{lat['p50']:.3f} / {lat['p90']:.3f}",
-                     str(lat["threads"])])
+                     _pct(a.get("accuracy")), _pct(a.get("agreement")),
+                     f"{lat['p50']:.3f} / {lat['p90']:.3f} ({lat['threads']})", target_cell(a), budget_cell(a)])
     return rows
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    t, target, data = report["teacher"], report["target"], report["data"]
-    parts = [
-        f"# edgekit report — target {target['name']}",
-        f"{target['description']}; host: {report['host']['cpu']} ({report['host']['cores']} cores). "
-        f"Data: {data['source']}, {len(data['classes'])} classes, accuracy on the `{data['eval_split']}` split "
-        f"({data['counts'][data['eval_split']]} images).",
-        "## Artifacts",
-        _table(["File", "Format", "Precision", "Status", "Size", "Accuracy", "Agreement with PyTorch",
-                "Host ms p50 / p90", "Threads"], artifact_rows(report)),
+def _estimate_section(report: dict[str, Any]) -> list[str]:
+    target = report["target"]
+    cal = target.get("calibration")
+    if not cal:
+        return [f"_{target.get('calibration_note', 'no estimate')}._"]
+    parts = [f"Target estimate at {target['estimate_threads']} thread(s): {cal['method']}.",
+             _table(["Published figure", "Precision", "Threads", "Published ms", "Leave-one-out estimate ms", "Error"],
+                    [[r["model"], r["precision"], str(r["threads"]), f"{r['published_ms']:g}", f"{r['estimate_ms']:.1f}",
+                      f"{100 * r['error']:+.0f} %"] for r in cal["leave_one_out"]])]
+    notes = {a["target_estimate"][key] for a in report["artifacts"] for key in ("note", "runtime_note")
+             if a.get("target_estimate") and a["target_estimate"].get(key)}
+    parts += [f"_Note: {n}._" for n in sorted(notes)]
+    kinds = sorted({k for a in report["artifacts"] if a.get("target_estimate")
+                    for k in a["target_estimate"].get("breakdown_ms", {})})
+    if kinds:
+        parts.append("Where the estimated time goes (ms per operator kind):")
+        parts.append(_table(["File"] + kinds,
+                            [[a["name"]] + [f"{a['target_estimate']['breakdown_ms'].get(k, 0):.3f}" for k in kinds]
+                             for a in report["artifacts"] if a.get("target_estimate", {}) and
+                             a["target_estimate"].get("breakdown_ms")]))
+    return parts
+
+
+def _models_section(report: dict[str, Any]) -> list[str]:
+    if "teacher" not in report:
+        return []
+    t = report["teacher"]
+    return [
         "## Models",
         _table(["Model", "Parameters", "Accuracy"],
                [[f"teacher ({t['source']})", f"{t['params']:,}", _pct(t["accuracy"])]]
@@ -47,11 +86,32 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Teacher/student parameters: {report['teacher_to_student_params']}x. "
         f"Distillation: T = {report['students'][0]['temperature']}, alpha = {report['students'][0]['alpha']} "
         "(alpha weighs the soft KD term).",
-        "## Stage timings",
-        _table(["Stage", "Seconds"], [[k, f"{v['seconds']:.1f}"] for k, v in report["stages"].items()]),
-        "## Versions",
-        ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
     ]
-    if target.get("estimate") is None:
-        parts.insert(3, f"_{target['estimate_note']}._")
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    target = report["target"]
+    deploy = report.get("deploy") or {}
+    head = f"{target['description']}; host: {report['host']['cpu']} ({report['host']['cores']} cores)."
+    if "data" in report:
+        data = report["data"]
+        head += (f" Data: {data['source']}, {len(data['classes'])} classes, accuracy on the `{data['eval_split']}` "
+                 f"split ({data['counts'][data['eval_split']]} images).")
+    budgets = report.get("budgets") or {}
+    parts = [
+        f"# edgekit report — target {target['name']}",
+        head,
+        f"**Deploy this one:** `{deploy['name']}`, {deploy['why']}." if deploy.get("name")
+        else f"**Deploy:** {deploy.get('why', 'no pick')}.",
+        "## Artifacts",
+        _table(ARTIFACT_HEADER, artifact_rows(report)),
+        "Budgets: " + (", ".join(f"{k} {'<=' if k in ('latency_ms', 'size_mb') else '>='} {v:g}" for k, v in budgets.items())
+                       if budgets else "none set") + ".",
+        "## Target estimate",
+        *_estimate_section(report),
+        *_models_section(report),
+    ]
+    if "stages" in report:
+        parts += ["## Stage timings", _table(["Stage", "Seconds"], [[k, f"{v['seconds']:.1f}"] for k, v in report["stages"].items()])]
+    parts += ["## Versions", ", ".join(f"{k} {v}" for k, v in report["versions"].items())]
     return "\n\n".join(parts) + "\n"

@@ -13,6 +13,7 @@ from edgekit.errors import EdgekitError
 REQUIRED = {"name": str, "description": str, "cpu": dict, "runtime": dict}
 REQUIRED_CPU = {"cores": int, "core": str, "arch": str, "clock_ghz": (int, float), "isa": list}
 REQUIRED_RUNTIME = {"name": str, "threads": int}
+REQUIRED_FIGURE = {"model": str, "precision": str, "threads": int, "ms": (int, float), "source": str}
 
 
 def _targets_folder() -> Any:
@@ -41,6 +42,41 @@ def _check(table: dict[str, Any], required: dict[str, Any], where: str, source: 
                                f"see targets/rpi4.toml for the expected form of {where}{key}")
 
 
+def _fill_measured(profile: dict[str, Any]) -> None:
+    """The ``host`` profile describes whatever machine loads it."""
+    from edgekit.bench.versions import host_info
+
+    info = host_info()
+    profile["cpu"].update({"cores": int(info["cores"]), "core": str(info["cpu"]), "arch": str(info["machine"])})
+    if profile["runtime"]["threads"] == 0:
+        profile["runtime"]["threads"] = int(info["cores"])
+
+
+def _check_figures(profile: dict[str, Any], source: str) -> None:
+    from edgekit.estimate.reference_costs import reference_summaries
+
+    figures = profile.get("published", [])
+    if not isinstance(figures, list):
+        raise EdgekitError(f"target profile {source}: 'published' must be a list of tables",
+                           "see targets/rpi4.toml for the form of published figures")
+    known = reference_summaries()
+    for i, fig in enumerate(figures):
+        if not isinstance(fig, dict):
+            raise EdgekitError(f"target profile {source}: published[{i}] is not a table", "write { model = ..., ms = ... }")
+        _check(fig, REQUIRED_FIGURE, f"published[{i}].", source)
+        if fig["model"] not in known:
+            close = difflib.get_close_matches(fig["model"], list(known), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise EdgekitError(f"target profile {source}: published[{i}].model '{fig['model']}' is not a reference network",
+                               f"{hint}use one of {', '.join(sorted(known))}")
+        if fig["precision"] not in ("fp32", "int8"):
+            raise EdgekitError(f"target profile {source}: published[{i}].precision must be fp32 or int8",
+                               "fix the figure's precision")
+        if fig["threads"] < 1 or not fig["ms"] > 0:
+            raise EdgekitError(f"target profile {source}: published[{i}] needs threads >= 1 and ms > 0",
+                               "fix the figure's threads / ms")
+
+
 def parse_target(text: str, source: str) -> dict[str, Any]:
     try:
         profile = tomllib.loads(text)
@@ -49,8 +85,16 @@ def parse_target(text: str, source: str) -> dict[str, Any]:
     _check(profile, REQUIRED, "", source)
     _check(profile["cpu"], REQUIRED_CPU, "cpu.", source)
     _check(profile["runtime"], REQUIRED_RUNTIME, "runtime.", source)
+    if profile.get("measured"):
+        _fill_measured(profile)
     if profile["runtime"]["threads"] < 1 or profile["cpu"]["cores"] < 1:
         raise EdgekitError(f"target profile {source}: cores and threads must be at least 1", "fix cpu.cores / runtime.threads")
+    if not profile.get("measured") and not profile["cpu"]["clock_ghz"] > 0:
+        raise EdgekitError(f"target profile {source}: cpu.clock_ghz must be positive", "fix cpu.clock_ghz")
+    for key in ("budgets", "estimate"):
+        if not isinstance(profile.get(key, {}), dict):
+            raise EdgekitError(f"target profile {source}: '{key}' must be a table", f"write it as [{key}]")
+    _check_figures(profile, source)
     return profile
 
 

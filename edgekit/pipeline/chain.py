@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgekit.bench.budgets import merge_budgets
 from edgekit.bench.targets import load_target
 from edgekit.config import Settings
 from edgekit.data.image_folder import check_image_folder
@@ -43,7 +44,12 @@ def quick_checks(settings: Settings, out: Path, stages: list[str]) -> None:
     """The checks that need neither torch nor decoded images: the run folder, the target, the data layout."""
     check_out_dir(out)
     if "benchmark" in stages:
-        load_target(settings.target)
+        merge_budgets(load_target(settings.target), settings.budget)  # a bad profile or budget fails before training
+        if settings.device:
+            from edgekit.device.address import parse_device
+            from edgekit.device.measure import check_reachable
+
+            check_reachable(parse_device(settings.device))
     if settings.data is not None:
         check_image_folder(Path(settings.data))
     if "teacher" in stages and settings.teacher is not None:
@@ -74,7 +80,7 @@ def run_chain(ctx: StageContext, stages: list[str]) -> dict[str, dict[str, Any]]
     for name in stages:
         records[name] = functions[name](ctx)
     if "benchmark" in stages:
-        from edgekit.stages.benchmark import publish_reports
+        from edgekit.stages.report import run as report
 
-        publish_reports(ctx.out)
+        records["report"] = report(ctx)
     return records

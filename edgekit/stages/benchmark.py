@@ -9,27 +9,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from edgekit import __version__
 from edgekit.bench.latency import measure
-from edgekit.bench.report_html import write_html
-from edgekit.bench.report_md import render_markdown
+from edgekit.bench.op_profile import onnx_op_times
 from edgekit.bench.runtimes import LiteRTRunner, open_runner
 from edgekit.bench.size_breakdown import tflite_bytes
 from edgekit.bench.targets import load_target
 from edgekit.bench.versions import host_info, library_versions
 from edgekit.config import as_dict, stage_params
 from edgekit.distill.progress import progress_bar
+from edgekit.estimate.onnx_graph import graph_ops
+from edgekit.estimate.op_costs import summarize
 from edgekit.export.artifact_meta import PREPROCESS_FILE
-from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
+from edgekit.pipeline.atomic import write_json_atomic
 from edgekit.pipeline.fingerprint import file_sha256
-from edgekit.pipeline.runner import STAGE_FOLDERS, read_stage, run_stage, stage_dir
+from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.stages.common import StageContext
 from edgekit.stages.export import reference_predictions
 
-VERSION = "1"
+VERSION = "2"  # 2: measurements.json with graph summaries; reports are assembled by bench/final_report.py
 REPORT_SCHEMA = "edgekit.report/1"
 EVAL_CHUNK = 256
+MEASUREMENTS = "measurements.json"
 RUNTIMES = {"onnx": "onnxruntime", "tflite": "ai-edge-litert"}
 
 
@@ -56,14 +59,32 @@ def _artifact_row(ctx: StageContext, art_dir: Path, row: dict[str, Any], entry: 
            "agreement": float(np.mean(predicted == reference[row["precision"]])),
            "agreement_reference": "PyTorch FP32 student" if row["precision"] == "fp32" else "PyTorch INT8 (PT2E converted)",
            "latency_ms": latency, "input_dtype": entry["input_dtype"], "layout": entry["layout"]}
+    out["graph"] = summarize(graph_ops(path))
     if row["format"] == "tflite":
         out["size_breakdown"] = tflite_bytes(path)
+    else:
+        out["host_op_ms"] = onnx_op_times(path, x[:1], threads)
     ctx.console.print(f"benchmark: {row['name']}: accuracy {out['accuracy']:.4f}, agreement {out['agreement']:.4f}, "
                       f"p50 {latency['p50']:.3f} ms ({threads} threads)")
     return out
 
 
-def build_report(ctx: StageContext, artifacts: list[dict[str, Any]], target: dict[str, Any], threads: int) -> dict[str, Any]:
+def teacher_graph(teacher_dir: Path, example: torch.Tensor) -> dict[str, Any] | None:
+    """The teacher's operator summary (through a temporary ONNX export), so reports can place it on the target."""
+    import tempfile
+
+    from edgekit.export.onnx_format import export_onnx
+    from edgekit.models.stage_models import load_teacher
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            export_onnx(load_teacher(teacher_dir), example, Path(tmp) / "teacher.onnx", {})
+            return summarize(graph_ops(Path(tmp) / "teacher.onnx"))
+    except Exception:  # noqa: BLE001 - an architecture the exporter cannot take only loses the teacher's plot point
+        return None
+
+
+def build_measurements(ctx: StageContext, artifacts: list[dict[str, Any]], threads: int) -> dict[str, Any]:
     records = {name: read_stage(ctx.out, name) for name in ("teacher", "distill", "quantize", "export")}
     teacher, student, quant = (records[k]["result"] for k in ("teacher", "distill", "quantize"))
     data = ctx.data
@@ -71,9 +92,6 @@ def build_report(ctx: StageContext, artifacts: list[dict[str, Any]], target: dic
         "schema": REPORT_SCHEMA,
         "edgekit_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "target": {"name": target["name"], "description": target["description"], "cpu": target["cpu"],
-                   "runtime": target["runtime"], "estimate": None,
-                   "estimate_note": "device latency estimates arrive with the targets issue; host numbers only"},
         "host": {**host_info(), "threads": threads},
         "data": {"source": data.source, "classes": data.classes, "eval_split": data.eval_split, "counts": data.counts()},
         "teacher": {"arch": teacher["arch"], "source": teacher["source"], "params": teacher["params"],
@@ -100,7 +118,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     threads = host_threads(s.threads, target)
     art_dir = stage_dir(ctx.out, "export")
     inputs = {"data": ctx.data.identity, "artifacts": art_dir, "distill": stage_dir(ctx.out, "distill"),
-              "quantize": stage_dir(ctx.out, "quantize"), "target": json.dumps(target, sort_keys=True)}
+              "quantize": stage_dir(ctx.out, "quantize"), "host_threads": str(threads)}
 
     def body(folder: Path) -> dict[str, Any]:
         preprocess = json.loads((art_dir / PREPROCESS_FILE).read_text(encoding="utf-8"))
@@ -115,18 +133,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 continue
             rows.append({**base, "status": "ok",
                          **_artifact_row(ctx, art_dir, base, preprocess["artifacts"][row["name"]], threads, x, y, reference)})
-        report = build_report(ctx, rows, target, threads)
-        write_json_atomic(folder / "report.json", report)
-        write_text_atomic(folder / "report.md", render_markdown(report))
-        write_html(report, folder / "report.html")
+        measurements = build_measurements(ctx, rows, threads)
+        measurements["teacher"]["graph"] = teacher_graph(stage_dir(ctx.out, "teacher"), x_t[:1])
+        write_json_atomic(folder / MEASUREMENTS, measurements)
         return {"artifacts": len(rows), "failed": sum(r["status"] != "ok" for r in rows)}
 
     return run_stage("benchmark", VERSION, stage_params(s, "benchmark"), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)
-
-
-def publish_reports(out: Path) -> None:
-    """Copy the benchmark's reports to the top of --out, each replaced atomically."""
-    folder = Path(out) / STAGE_FOLDERS["benchmark"]
-    for name in ("report.json", "report.md", "report.html"):
-        write_text_atomic(Path(out) / name, (folder / name).read_text(encoding="utf-8"))

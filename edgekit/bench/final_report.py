@@ -1,0 +1,119 @@
+"""Assemble the reports at the top of --out from the benchmark's measurements: the target estimate per
+artifact, optional device measurements, budget marks and the "deploy this one" pick.
+
+This runs on every ``compress``/``benchmark`` call (it is cheap), so a new target, budget or
+device never re-measures what the benchmark stage already measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from edgekit.bench.budgets import check_budgets, failure_lines, merge_budgets
+from edgekit.bench.report_html import write_html
+from edgekit.bench.report_md import render_markdown
+from edgekit.bench.targets import load_target
+from edgekit.estimate.target_estimate import calibrate, estimate
+from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
+
+REPORT_SCHEMA = "edgekit.report/1"
+PARITY_GATE = 0.99  # top-1 agreement with the PyTorch counterpart an artifact needs to be recommended
+
+
+def target_section(profile: dict[str, Any], threads: int) -> dict[str, Any]:
+    cal = calibrate(profile)
+    section = {k: profile[k] for k in ("name", "description", "cpu", "runtime") if k in profile}
+    section["memory"] = profile.get("memory", {})
+    section["estimate_threads"] = threads
+    if cal is None:
+        section["calibration"] = None
+        section["calibration_note"] = ("this target is measured, not estimated" if profile.get("measured")
+                                       else "the profile has fewer than 3 published figures: no estimate")
+    else:
+        section["calibration"] = {"method": cal.method(), "figures": len(cal.loo),
+                                  "median_loo_error_pct": round(100 * cal.median_error, 1),
+                                  "worst_loo_error_pct": round(100 * cal.worst_error, 1), "leave_one_out": cal.loo}
+    return section
+
+
+def latency_for_target(artifact: dict[str, Any]) -> float | None:
+    """Device measurement, else the target estimate, else (for a measured target) the host's p50."""
+    if artifact.get("device_latency_ms"):
+        return float(artifact["device_latency_ms"]["p50"])
+    if artifact.get("target_estimate"):
+        return float(artifact["target_estimate"]["ms"])
+    return None
+
+
+def pick_deployable(artifacts: list[dict[str, Any]], runtime: str) -> dict[str, Any]:
+    """The fastest artifact on the target that passes every budget and the parity gate; files for the target's own
+    runtime first, since that is the runtime the estimate is calibrated on."""
+    candidates = [a for a in artifacts if a["status"] == "ok" and all(m["passed"] for m in a.get("budgets", {}).values())
+                  and (a.get("agreement") is None or a["agreement"] >= PARITY_GATE)]
+    if not candidates:
+        return {"name": None, "why": "no artifact passes every budget and the parity gate "
+                                     f"(agreement >= {PARITY_GATE})"}
+    best = min(candidates, key=lambda a: (a.get("runtime") != runtime, latency_for_target(a) or a["latency_ms"]["p50"],
+                                          a["bytes"]))
+    latency = latency_for_target(best)
+    how = f"{latency:.2f} ms on the target" if latency is not None else f"{best['latency_ms']['p50']:.3f} ms on this host"
+    return {"name": best["name"], "why": f"fastest ({how}) of {len(candidates)} artifact(s) that pass every budget "
+                                         f"and the parity gate (agreement >= {PARITY_GATE})"}
+
+
+def assemble(measurements: dict[str, Any], profile: dict[str, Any], threads: int, budget_items: list[str],
+             device_results: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    report = {"schema": REPORT_SCHEMA, **{k: v for k, v in measurements.items() if k != "schema"}}
+    cal = calibrate(profile)
+    budgets = merge_budgets(profile, budget_items)
+    artifacts = []
+    for a in measurements["artifacts"]:
+        a = dict(a)
+        if a["status"] == "ok":
+            a["target_estimate"] = estimate(a["graph"], cal, threads) if cal else None
+            if a["target_estimate"] and a.get("runtime") != profile["runtime"]["name"]:
+                a["target_estimate"]["runtime_note"] = (f"calibrated on {profile['runtime']['name']} figures; "
+                                                        f"{a.get('runtime')} on the device may differ")
+            if profile.get("measured"):
+                a["target_estimate"] = {"ms": a["latency_ms"]["p50"], "low_ms": a["latency_ms"]["p50"],
+                                        "high_ms": a["latency_ms"]["p90"], "band_pct": 0.0, "threads": a["latency_ms"]["threads"],
+                                        "method": "measured on this host (p50; high = p90)"}
+            if device_results and a["name"] in device_results:
+                a["device_latency_ms"] = device_results[a["name"]]
+            a["budgets"] = check_budgets(a, budgets)
+        artifacts.append(a)
+    report["artifacts"] = artifacts
+    teacher = measurements.get("teacher") or {}
+    if cal and teacher.get("graph"):
+        report["models_on_target"] = [{"name": f"teacher {teacher['arch']} (FP32)", "accuracy": teacher["accuracy"],
+                                       "bytes": 4 * teacher["params"],
+                                       "target_estimate": estimate(teacher["graph"], cal, threads)}]
+    report["target"] = target_section(profile, threads)
+    report["budgets"] = budgets
+    report["deploy"] = pick_deployable(artifacts, profile["runtime"]["name"])
+    return report
+
+
+def write_reports(out: Path, report: dict[str, Any]) -> list[str]:
+    """Write report.{json,md,html} at the top of ``out``; append the Markdown to $GITHUB_STEP_SUMMARY when set.
+    Returns one line per missed budget."""
+    markdown = render_markdown(report)
+    write_json_atomic(out / "report.json", report)
+    write_text_atomic(out / "report.md", markdown)
+    write_html(report, out / "report.html")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
+    return failure_lines(report)
+
+
+def finalize_run(out: Path, measurements_path: Path, target: str, threads: int | None, budget_items: list[str],
+                 device_results: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, Any], list[str]]:
+    profile = load_target(target)
+    measurements = json.loads(measurements_path.read_text(encoding="utf-8"))
+    report = assemble(measurements, profile, threads or int(profile["runtime"]["threads"]), budget_items, device_results)
+    return report, write_reports(out, report)

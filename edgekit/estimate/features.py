@@ -1,0 +1,54 @@
+"""The few numbers the latency model reads from an operator summary."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from edgekit.estimate.op_costs import CONV, DATA, DEPTHWISE, ELEMENTWISE, FULLY_CONNECTED, POOL, POSTPROCESS
+
+
+ROW_TILE = 4
+
+
+@dataclass(frozen=True)
+class CostFeatures:
+    dense_macs: float      # convolutions and fully connected layers
+    depthwise_macs: float
+    other_bytes: float     # activation bytes of elementwise, pooling and data-movement operators
+    memory_bytes: float    # every operator's activation bytes: traffic that more threads do not speed up
+    weight_bytes: float    # read once per inference, mostly from DRAM (they rarely fit the cache)
+    ops: int
+    precision: str
+    postprocess_elements: float = 0.0  # anchors x classes a detector's NMS operator reads (float, one thread)
+    dense_layers: tuple[tuple[float, int], ...] = ()  # (weight bytes, output positions) per dense layer
+
+    def spill_bytes(self, cache_bytes: float) -> float:
+        """Weight bytes read from memory by dense layers whose weights overflow the cache: once per tile of
+        ROW_TILE output positions (GEMM micro-kernels take 4-8 rows at a time), instead of once."""
+        return float(sum(w * math.ceil(rows / ROW_TILE) for w, rows in self.dense_layers if w > cache_bytes))
+
+    def with_precision(self, precision: str) -> CostFeatures:
+        """The same graph run at another precision: bytes scale with the element size, MACs stay."""
+        scale = {"fp32": 4, "int8": 1}
+        ratio = scale[precision] / scale[self.precision]
+        return CostFeatures(self.dense_macs, self.depthwise_macs, self.other_bytes * ratio, self.memory_bytes * ratio,
+                            self.weight_bytes * ratio, self.ops, precision, self.postprocess_elements,
+                            tuple((w * ratio, rows) for w, rows in self.dense_layers))
+
+
+def features_of(summary: dict[str, Any]) -> CostFeatures:
+    kinds = summary["kinds"]
+    get = lambda kind, key: kinds.get(kind, {}).get(key, 0)  # noqa: E731
+    return CostFeatures(
+        dense_macs=float(get(CONV, "macs") + get(FULLY_CONNECTED, "macs")),
+        depthwise_macs=float(get(DEPTHWISE, "macs")),
+        other_bytes=float(sum(get(k, "act_bytes") for k in (ELEMENTWISE, POOL, DATA))),
+        memory_bytes=float(sum(v["act_bytes"] for k, v in kinds.items() if k != POSTPROCESS)),
+        weight_bytes=float(sum(v["weight_bytes"] for v in kinds.values())),
+        ops=int(summary["ops"]),
+        precision=summary["precision"],
+        postprocess_elements=float(get(POSTPROCESS, "macs")),
+        dense_layers=tuple((float(w), int(rows)) for w, rows in summary.get("dense_layers", [])),
+    )

@@ -1,0 +1,39 @@
+"""After the benchmark stage: device measurements (``--device``), the target estimate, budgets, and the
+reports at the top of --out. Not cached: it is cheap and its inputs (target, budgets, device) change freely."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edgekit.bench.final_report import finalize_run
+from edgekit.device.address import parse_device
+from edgekit.device.measure import measure_on_device
+from edgekit.pipeline.runner import stage_dir
+from edgekit.stages.benchmark import MEASUREMENTS
+from edgekit.stages.common import StageContext
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    s = ctx.settings
+    folder = stage_dir(ctx.out, "benchmark")
+    measurements = json.loads((folder / MEASUREMENTS).read_text(encoding="utf-8"))
+    device_results = None
+    if s.device:
+        from edgekit.bench.targets import load_target
+
+        device = parse_device(s.device)
+        threads = s.threads or int(load_target(s.target)["runtime"]["threads"])
+        device_results = {}
+        for a in measurements["artifacts"]:
+            if a["status"] == "ok":
+                ctx.console.print(f"device: measuring {a['name']} on {device.describe()} ({threads} threads)")
+                device_results[a["name"]] = measure_on_device(device, stage_dir(ctx.out, "export") / a["name"], threads,
+                                                              runs=s.latency_runs)
+    report, failures = finalize_run(ctx.out, folder / MEASUREMENTS, s.target, s.threads, s.budget, device_results)
+    for a in report["artifacts"]:
+        est = a.get("target_estimate")
+        if est:
+            ctx.console.print(f"estimate: {a['name']} on {report['target']['name']}: {est['ms']:.2f} ms "
+                              f"± {est['band_pct']:.0f} % ({est['threads']} threads)")
+    return {"failures": failures, "deploy": report["deploy"]}
