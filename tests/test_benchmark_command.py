@@ -126,7 +126,7 @@ def test_board_runner_runs_alone(run_copy: Path) -> None:
                               cwd=run_copy, env={"PATH": "/usr/bin:/bin"})
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
-        assert result["p50"] > 0 and result["runs"] == 3 and result["threads"] == 1
+        assert result["p50"] > 0 and result["runs"] >= 3 and result["threads"] == 1
 
 
 def _browser() -> str | None:

@@ -65,17 +65,19 @@ def main():
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="keep timing at least this long")
     args = parser.parse_args()
     run, runtime, version = (_onnx if args.model.endswith(".onnx") else _litert)(args.model, args.threads)
     for _ in range(args.warmup):
         run()
     times = []
-    for _ in range(args.runs):
+    started = time.perf_counter()
+    while len(times) < args.runs or (time.perf_counter() - started < args.min_seconds and len(times) < 100000):
         start = time.perf_counter()
         run()
         times.append((time.perf_counter() - start) * 1e3)
     print(json.dumps({"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)),
-                      "mean": float(np.mean(times)), "runs": args.runs, "warmup": args.warmup,
+                      "mean": float(np.mean(times)), "runs": len(times), "warmup": args.warmup,
                       "threads": args.threads, "runtime": runtime, "runtime_version": version,
                       "machine": platform.machine(), "python": platform.python_version(),
                       "node": platform.node()}))

@@ -29,7 +29,7 @@ from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.stages.common import StageContext
 from edgekit.stages.export import reference_predictions
 
-VERSION = "2"  # 2: measurements.json with graph summaries; reports are assembled by bench/final_report.py
+VERSION = "3"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s
 REPORT_SCHEMA = "edgekit.report/1"
 EVAL_CHUNK = 256
 MEASUREMENTS = "measurements.json"
