@@ -53,14 +53,20 @@ def svg_tradeoff(report: dict[str, Any]) -> str:
     import matplotlib.pyplot as plt
 
     points, where = _points(report)
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
     if points:
         biggest = max(p["bytes"] for p in points)
         for p in points:
-            ax.scatter(p["ms"], 100 * p["acc"], s=40 + 1200 * p["bytes"] / biggest, alpha=0.55,
+            ax.scatter(p["ms"], 100 * p["acc"], s=30 + 1500 * (p["bytes"] / biggest) ** 0.5, alpha=0.55,
                        label=f"{p['label']} ({p['bytes'] / 1024:.0f} KiB)")
         ax.set_xscale("log")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        low, high = min(100 * p["acc"] for p in points), max(100 * p["acc"] for p in points)
+        pad = max(1.0, 0.15 * (high - low))
+        ax.set_ylim(low - pad, min(100.0, high + pad) if high < 100 else 100.5)
+        legend = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        for handle in legend.legend_handles:
+            handle.set_sizes([40])
     ax.set_xlabel(f"latency p50, ms, batch 1 ({where}; log scale)")
     ax.set_ylabel("test accuracy, %" if "data" not in report else f"{report['data']['eval_split']} accuracy, %")
     ax.set_title("Accuracy vs latency (point area = file size)")
@@ -78,7 +84,7 @@ def svg_breakdown(report: dict[str, Any]) -> str | None:
     import matplotlib.pyplot as plt
 
     kinds = sorted({k for a in rows for k in a["target_estimate"]["breakdown_ms"]})
-    fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.5 * len(rows)))
+    fig, ax = plt.subplots(figsize=(8.5, 0.9 + 0.5 * len(rows)))
     left = [0.0] * len(rows)
     for kind in kinds:
         values = [a["target_estimate"]["breakdown_ms"].get(kind, 0.0) for a in rows]
@@ -86,7 +92,7 @@ def svg_breakdown(report: dict[str, Any]) -> str | None:
         left = [x + v for x, v in zip(left, values)]
     ax.set_xlabel(f"estimated ms on {report['target']['name']} ({report['target']['estimate_threads']} threads)")
     ax.set_title("Where the time goes (per operator kind)")
-    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _svg(fig)
 
 
