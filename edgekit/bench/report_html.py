@@ -102,6 +102,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _plain_marks(rows: list[list[str]]) -> list[list[str]]:
+    """Check marks any font has (a browser without an emoji font shows the Markdown's emoji as boxes)."""
+    return [[cell.replace("✅", "✓").replace("❌", "✗") for cell in row] for row in rows]
+
+
 def _deploy(report: dict[str, Any]) -> str:
     d = report.get("deploy") or {}
     if d.get("name"):
@@ -140,7 +145,7 @@ def render_html(report: dict[str, Any]) -> str:
 <p>{html.escape(target['description'])}. Host: {html.escape(str(report['host']['cpu']))}, {report['host']['cores']} cores.</p>
 {_deploy(report)}
 <h2>Artifacts</h2>
-{_table(ARTIFACT_HEADER, artifact_rows(report))}
+{_table(ARTIFACT_HEADER, _plain_marks(artifact_rows(report)))}
 {svg_tradeoff(report)}
 {breakdown or ''}
 <h2>Target estimate</h2>
