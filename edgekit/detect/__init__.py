@@ -1,0 +1,1 @@
+"""Object detection: generated scenes, YOLO/COCO data, the TinyDetector family, detection distillation."""
