@@ -21,8 +21,10 @@ from edgekit.errors import EdgekitError
 
 @dataclass
 class Settings:
+    task: str = "classify"  # or "detect"
     # data
-    data: str | None = None  # None: built-in digits; else an ImageFolder directory
+    data: str | None = None  # None: built-in digits (scenes for detect); else an ImageFolder, data.yaml or COCO json
+    images: str | None = None  # detect with COCO json: the image folder
     size: int = 32  # square input side the student (and teacher) see
     seed: int = 0
     # x = (pixel / 255 - mean) / std. The default keeps x = pixel / 255 in [0, 1], so the INT8 input's
@@ -72,14 +74,31 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "benchmark": ("data", "size", "seed", "mean", "std", "target", "threads", "latency_runs"),
 }
 
+# Detection stages read these (classification's fingerprints stay as they were).
+DETECT_STAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "teacher": ("task", "data", "images", "size", "seed", "batch_size", "teacher_epochs", "teacher_lr"),
+    "distill": ("task", "data", "images", "size", "seed", "batch_size", "width", "temperature", "alpha",
+                "distill_epochs", "distill_lr"),
+    "quantize": ("task", "data", "images", "size", "seed", "batch_size", "temperature", "alpha", "quant_method",
+                 "qat_epochs", "qat_lr", "calibration_batches"),
+    "export": ("task", "data", "images", "size"),
+    "benchmark": ("task", "data", "images", "size", "seed", "target", "threads", "latency_runs"),
+}
+# Defaults that differ for detection; a value from a config file or a flag still wins.
+DETECT_DEFAULTS: dict[str, Any] = {"size": 96, "batch_size": 32, "teacher_epochs": 30, "teacher_lr": 0.004,
+                                   "distill_epochs": 30, "distill_lr": 0.004, "qat_epochs": 3, "qat_lr": 0.0004,
+                                   "temperature": 2.0, "alpha": 0.5}
+
 # Keys the config file accepts besides Settings fields.
 EXTRA_KEYS = ("epochs",)
 _HINTS: dict[str, Any] = {**get_type_hints(Settings), "epochs": int}
-METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "student": ("mobilenet_v2", "mobilenet_v3_small")}
+METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "student": ("mobilenet_v2", "mobilenet_v3_small"),
+                  "task": ("classify", "detect")}
 
 
 def stage_params(settings: Settings, stage: str) -> dict[str, Any]:
-    return {k: getattr(settings, k) for k in STAGE_KEYS[stage]}
+    keys = DETECT_STAGE_KEYS if settings.task == "detect" else STAGE_KEYS
+    return {k: getattr(settings, k) for k in keys[stage]}
 
 
 def _nearest(key: str, choices: list[str]) -> str:
@@ -141,6 +160,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
 def build_settings(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Settings:
     """Defaults, then the config file, then the flags that were given (not None)."""
     settings = Settings()
+    if {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}.get("task") == "detect":
+        for key, value in DETECT_DEFAULTS.items():
+            setattr(settings, key, value)
     # Each source is applied whole before the next, so `--epochs` beats `distill_epochs` in the file,
     # and within one source the specific key beats `epochs`.
     for source in (file_values, {k: v for k, v in flag_values.items() if v is not None}):

@@ -217,7 +217,7 @@ CASES = [
     Case("profile-bad-budget", _profile(BOARD + "[budgets]\nspeed = 3\n"), ("speed", "budgets are")),
     Case("threads-zero", _flags("--threads", "0"), ("threads",)),
     Case("budget-malformed", _flags("--budget", "latency_ms"), ("latency_ms", "key=value")),
-    Case("budget-unknown-key", _flags("--budget", "speed_ms=3"), ("speed_ms", "did you mean")),
+    Case("budget-unknown-key", _flags("--budget", "latency=3"), ("'latency'", "did you mean 'latency_ms'")),
     Case("budget-not-a-number", _flags("--budget", "size_mb=abc"), ("size_mb", "number")),
     Case("budget-accuracy-above-one", _flags("--budget", "accuracy=95"), ("accuracy", "fraction")),
     Case("device-malformed", _flags("--device", "pi@board"), ("pi@board", "ssh://")),

@@ -81,6 +81,9 @@ def assemble(measurements: dict[str, Any], profile: dict[str, Any], threads: int
                 a["target_estimate"] = {"ms": a["latency_ms"]["p50"], "low_ms": a["latency_ms"]["p50"],
                                         "high_ms": a["latency_ms"]["p90"], "band_pct": 0.0, "threads": a["latency_ms"]["threads"],
                                         "method": "measured on this host (p50; high = p90)"}
+            est = a["target_estimate"]
+            a["target_estimate_ms"] = est["ms"] if est else None  # the flat keys CI scripts read
+            a["target_band_pct"] = est["band_pct"] if est else None
             if device_results and a["name"] in device_results:
                 a["device_latency_ms"] = device_results[a["name"]]
             a["budgets"] = check_budgets(a, budgets)

@@ -40,7 +40,7 @@ def ground_truth_loss(out: dict, t: DetectionTargets) -> tuple[torch.Tensor, dic
     else:
         box = out["boxes"].sum() * 0.0
     total = cls + 2.0 * box
-    return total, {"cls": float(cls), "box": float(box)}
+    return total, {"cls": float(cls.detach()), "box": float(box.detach())}
 
 
 class DetectionKD(nn.Module):
@@ -51,22 +51,25 @@ class DetectionKD(nn.Module):
     - box imitation: L1 between student and teacher box distances where the teacher is confident
       (max score >= ``confident``);
     - feature imitation: MSE between a learned 1x1 adapter of each student neck map and the teacher's.
-    ``weights`` sets each term's weight; the ground-truth loss always has weight 1.
+    ``weights`` sets each term's weight and ``gt_weight`` the ground-truth loss's (without a teacher the
+    ground-truth loss is used alone, at weight 1).
     """
 
     def __init__(self, student_channels: int, teacher_channels: int, temperature: float = 2.0,
-                 weights: dict[str, float] | None = None, confident: float = 0.5) -> None:
+                 weights: dict[str, float] | None = None, confident: float = 0.5, gt_weight: float = 1.0) -> None:
         super().__init__()
         self.temperature = temperature
+        self.gt_weight = gt_weight
         self.weights = {"score_kd": 1.0, "box_imitation": 1.0, "feature": 1.0, **(weights or {})}
         self.confident = confident
         self.adapters = nn.ModuleList(nn.Conv2d(student_channels, teacher_channels, 1) for _ in range(2))
 
     def forward(self, student: dict, teacher: dict | None, targets: DetectionTargets
                 ) -> tuple[torch.Tensor, dict[str, float]]:
-        total, parts = ground_truth_loss(student, targets)
+        gt, parts = ground_truth_loss(student, targets)
         if teacher is None:
-            return total, parts
+            return gt, parts
+        total = self.gt_weight * gt
         t = self.temperature
         p_t = torch.sigmoid(teacher["logits"].detach() / t)
         log_s = nn.functional.logsigmoid(student["logits"] / t)
@@ -83,5 +86,6 @@ class DetectionKD(nn.Module):
                       for adapter, s, tf in zip(self.adapters, student["features"], teacher["features"])) / 2
         w = self.weights
         total = total + w["score_kd"] * score_kd + w["box_imitation"] * box_imitation + w["feature"] * feature
-        parts.update(score_kd=float(score_kd), box_imitation=float(box_imitation), feature=float(feature))
+        parts.update(score_kd=float(score_kd.detach()), box_imitation=float(box_imitation.detach()),
+                     feature=float(feature.detach()))
         return total, parts

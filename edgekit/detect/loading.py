@@ -1,0 +1,39 @@
+"""Pick the detection data from the settings: built-in scenes, a YOLO data.yaml, or COCO json + images."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from edgekit.detect.data import DetectionData, builtin_scenes
+from edgekit.errors import EdgekitError
+from edgekit.pipeline.fingerprint import path_digest
+
+SCENES_VERSION = "1"
+
+
+@lru_cache(maxsize=2)
+def _load(data: str | None, images: str | None, size: int, seed: int) -> tuple[DetectionData, str]:
+    if data is None:
+        scenes = builtin_scenes(size)
+        return scenes, f"scenes/v{SCENES_VERSION}/size{size}/{scenes.counts()}"
+    path = Path(data)
+    if path.suffix in (".yaml", ".yml"):
+        from edgekit.detect.yolo_data import load_yolo
+
+        loaded = load_yolo(path, size)
+        root = Path(loaded.source).parent
+        return loaded, f"yolo/{path_digest(path)}/{path_digest(root)}/size{size}"
+    if path.suffix == ".json":
+        if images is None:
+            raise EdgekitError(f"--data {path} is COCO json, which needs the image folder", "add --images DIR")
+        from edgekit.detect.coco_data import load_coco
+
+        return load_coco(path, Path(images), size, seed), f"coco/{path_digest(path)}/{path_digest(Path(images))}/size{size}"
+    raise EdgekitError(f"--data {path} is neither a data.yaml nor a COCO .json",
+                       "pass an Ultralytics-style data.yaml, or instances.json with --images DIR")
+
+
+def load_detection(data: str | None, images: str | None, size: int, seed: int) -> tuple[DetectionData, str]:
+    """The data and its content identity (for stage fingerprints); decoded once per process."""
+    return _load(data, images, size, seed)

@@ -1,0 +1,44 @@
+"""Detection stage 1: train the teacher, a wider and deeper TinyDetector, and measure its mAP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgekit.config import stage_params
+from edgekit.detect.evaluate import map_of, save_detector, spec_summary
+from edgekit.detect.losses import DetectionKD
+from edgekit.detect.stage_context import DetectContext
+from edgekit.detect.tiny_detector import DetectorSpec, TinyDetector
+from edgekit.detect.train import train_detector
+from edgekit.pipeline.runner import run_stage
+
+VERSION = "1"
+TEACHER = {"width": 1.0, "neck": 96, "head_depth": 3}
+
+
+def run(ctx: DetectContext) -> dict[str, Any]:
+    s = ctx.settings
+    data, identity = ctx.data()
+
+    def body(folder: Path) -> dict[str, Any]:
+        torch.manual_seed(s.seed)
+        model = TinyDetector(DetectorSpec(len(data.classes), **TEACHER))
+        x = ctx.images("train")
+        split = data.splits["train"]
+        model.train()
+        history = train_detector(model, x, split.boxes, split.labels, num_classes=len(data.classes),
+                                 loss_fn=DetectionKD(TEACHER["neck"], TEACHER["neck"]), epochs=s.teacher_epochs,
+                                 lr=s.teacher_lr, batch_size=s.batch_size, seed=s.seed, stage="teacher")
+        model.eval()
+        save_detector(model, folder)
+        scores = map_of(model, data, ctx.images(data.eval_split), data.eval_split)
+        ctx.console.print(f"teacher: TinyDetector x{TEACHER['width']}, {data.eval_split} mAP50 {scores['map50']:.4f}, "
+                          f"mAP50-95 {scores['map50_95']:.4f}")
+        return {**scores, "split": data.eval_split, "arch": "tiny_detector", "source": "trained",
+                **spec_summary(model), "history": history}
+
+    return run_stage("teacher", VERSION, stage_params(s, "teacher"), {"data": identity}, ctx.out, body,
+                     force=ctx.force, console=ctx.console)
