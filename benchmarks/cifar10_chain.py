@@ -58,6 +58,14 @@ def make_subset(full: Path, train_per_class: int, test_per_class: int) -> Path:
     return subset
 
 
+def stage_seconds(out: Path) -> dict[str, dict[str, float]]:
+    """Seconds each stage took when it ran, per run (copied stages count once, in kd_qat)."""
+    own = {"kd_qat": ("teacher", "distill", "quantize", "artifacts", "benchmark"),
+           "kd_ptq": ("quantize", "artifacts", "benchmark"), "scratch": ("distill",)}
+    return {run: {stage: round(json.loads((out / run / stage / "stage.json").read_text())["seconds"], 1)
+                  for stage in stages} for run, stages in own.items()}
+
+
 def int8_margins(ctx, run_dir: Path) -> dict:
     """Why INT8 files and the PyTorch INT8 graph disagree: the reference's top-2 margin, in output
     quantization steps of the INT8 TFLite file, over all images and over the disagreeing ones."""
@@ -116,10 +124,10 @@ def main() -> int:
     for name, stages, reuse in (("kd_ptq", ["quantize", "export", "benchmark"], ["teacher", "distill"]),
                                 ("scratch", ["distill"], ["teacher"])):
         t = time.perf_counter()
-        for stage in reuse:
+        for stage in reuse:  # always a fresh copy: a folder left from another budget must not be reused
             dest = out / name / stage
-            if not dest.exists():
-                shutil.copytree(out / "kd_qat" / stage, dest)
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(out / "kd_qat" / stage, dest)
         run_chain(StageContext(runs[name], out / name), stages)
         seconds[name] = time.perf_counter() - t
 
@@ -134,8 +142,11 @@ def main() -> int:
         "machine": {**qat["host"], "python": platform.python_version()},
         "budget": {"train_images": args.train_per_class * 10, "test_images": args.test_per_class * 10,
                    "epochs": args.epochs, "qat_epochs": args.qat_epochs, "input": "32x32",
-                   "total_minutes": round((time.perf_counter() - started) / 60, 1)},
+                   "total_minutes": round(sum(sum(v.values()) for v in stage_seconds(out).values()) / 60, 1),
+                   "this_invocation_minutes": round((time.perf_counter() - started) / 60, 1)},
         "run_seconds": {k: round(v, 1) for k, v in seconds.items()},
+        # what the whole run costs, whatever this invocation could reuse: every stage's own recorded time
+        "stage_seconds": stage_seconds(out),
         "teacher": qat["teacher"],
         "scratch_student": {"accuracy": scratch["accuracy"], "params": scratch["params"]},
         "distilled_student": qat["students"][0],
@@ -161,7 +172,10 @@ def render(r: dict) -> str:
         f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, Python {r['machine']['python']}  ",
         f"Budget: {r['budget']['train_images']} train / {r['budget']['test_images']} test images (first N per class), "
         f"{r['budget']['epochs']} epochs teacher and students, {r['budget']['qat_epochs']} QAT epochs, "
-        f"32x32 input; whole run {r['budget']['total_minutes']} min.", "",
+        f"32x32 input; whole run {r['budget']['total_minutes']} min (the sum of every stage's own time; "
+        f"this invocation took {r['budget']['this_invocation_minutes']} min, reusing what was up to date).", "",
+        "Stage seconds: " + "; ".join(f"{run}: " + ", ".join(f"{k} {v:g}" for k, v in st.items())
+                                      for run, st in r["stage_seconds"].items()) + ".", "",
         "| Model | Runtime | Test accuracy % | Agreement % | Size KiB | Host ms p50 |", "|---|---|---|---|---|---|",
         f"| teacher {r['teacher']['arch']} ({r['teacher']['params']:,} params) | PyTorch | {pct(r['teacher']['accuracy'])} | | "
         f"{teacher_fp32_bytes / 1024:.0f} (fp32 weights) | |",

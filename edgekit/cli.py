@@ -151,15 +151,18 @@ def benchmark(path: Annotated[Optional[Path], typer.Argument(help="A .tflite or 
 
 
 def _recorded_settings(run_dir: Path) -> dict:
-    """The data settings a run was exported with, so `edgekit benchmark RUN_DIR` needs no --data/--size again."""
+    """The settings a run was exported and benchmarked with, so `edgekit benchmark RUN_DIR` needs no --data/--size
+    again and re-measures nothing unless an option changes (a config file and flags still win)."""
     import json
 
-    record = run_dir / "artifacts" / "stage.json"
-    try:
-        params = json.loads(record.read_text(encoding="utf-8"))["params"]
-    except (OSError, ValueError, KeyError):
-        return {}
-    return {k: params[k] for k in ("data", "size", "mean", "std") if k in params}
+    recorded: dict = {}
+    for folder in ("artifacts", "benchmark"):
+        try:
+            params = json.loads((run_dir / folder / "stage.json").read_text(encoding="utf-8"))["params"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        recorded.update({k: v for k, v in params.items() if v is not None})
+    return recorded
 
 
 @app.command("targets")

@@ -68,7 +68,7 @@ def test_missed_budget_exits_1_and_says_which(run_copy: Path, tmp_path: Path) ->
     env_before = os.environ.get("GITHUB_STEP_SUMMARY")
     os.environ["GITHUB_STEP_SUMMARY"] = str(summary)
     try:
-        result = run_cli(["benchmark", str(run_copy), "--budget", "size_mb=0.5", "--budget", "accuracy=0.5"],
+        result = run_cli(["benchmark", str(run_copy), "--budget", "size_mb=1.0", "--budget", "accuracy=0.5"],
                          cwd=tmp_path)
     finally:
         if env_before is None:
@@ -83,7 +83,7 @@ def test_missed_budget_exits_1_and_says_which(run_copy: Path, tmp_path: Path) ->
     report = json.loads((run_copy / "report.json").read_text(encoding="utf-8"))
     marks = {a["name"]: a["budgets"] for a in report["artifacts"]}
     assert not marks["model_fp32.tflite"]["size_mb"]["passed"]
-    assert marks["model_int8.tflite"]["size_mb"]["passed"], "the INT8 file is under 0.5 MB"
+    assert marks["model_int8.tflite"]["size_mb"]["passed"], "the INT8 file is under 1 MB"
     assert report["deploy"]["name"] in ("model_int8.tflite", "model_int8.onnx")
     assert "# edgekit report" in summary.read_text(encoding="utf-8")
     assert _schema_errors(report) == []
