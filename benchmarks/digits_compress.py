@@ -58,8 +58,10 @@ def main() -> int:
         "rerun_wall_seconds": round(rerun_wall, 1),
         "stage_seconds": {k: v["seconds"] for k, v in report["stages"].items()},
         "teacher": teacher, "students": report["students"],
-        "artifacts": [{k: a.get(k) for k in ("name", "bytes", "accuracy", "agreement", "latency_ms", "size_breakdown")}
+        "artifacts": [{k: a.get(k) for k in ("name", "bytes", "accuracy", "agreement", "latency_ms", "size_breakdown",
+                                             "target_estimate_ms", "target_band_pct")}
                       for a in report["artifacts"]],
+        "deploy": report["deploy"],
         "checks": {k: {"value": round(v, 5), "pass": ok} for k, (v, ok) in checks.items()},
         "versions": report["versions"],
     }
@@ -79,11 +81,13 @@ def render(r: dict) -> str:
              f"Second identical run (all stages up to date): {r['rerun_wall_seconds']} s  ",
              f"Wall time: {r['wall_seconds']} s (stages: "
              + ", ".join(f"{k} {v:.0f} s" for k, v in r["stage_seconds"].items()) + ")", "",
-             "| File | Size KiB | Test accuracy % | Agreement with PyTorch % | Host ms p50 / p90 |", "|---|---|---|---|---|"]
+             "| File | Size KiB | Test accuracy % | Agreement with PyTorch % | Host ms p50 / p90 | rpi4 estimate ms (4 threads) |",
+             "|---|---|---|---|---|---|"]
     for a in r["artifacts"]:
         lat = a["latency_ms"]
         lines.append(f"| {a['name']} | {a['bytes'] / 1024:.1f} | {100 * a['accuracy']:.2f} | {100 * a['agreement']:.2f} | "
-                     f"{lat['p50']:.3f} / {lat['p90']:.3f} |")
+                     f"{lat['p50']:.3f} / {lat['p90']:.3f} | {a['target_estimate_ms']:.2f} ± {a['target_band_pct']:.0f} % |")
+    lines += ["", f"Deploy this one: `{r['deploy']['name']}` ({r['deploy']['why']})."]
     t = r["teacher"]
     lines += ["", f"Teacher {t['arch']}: {t['params']:,} parameters, test accuracy {100 * t['accuracy']:.2f} %.  ",
               "Students: " + "; ".join(f"{s['name']} {100 * s['accuracy']:.2f} %" for s in r["students"])

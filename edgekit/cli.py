@@ -37,7 +37,7 @@ Alpha = Annotated[Optional[float], typer.Option(help="Weight of the soft KD term
 Epochs = Annotated[Optional[int], typer.Option(help="Epochs for every training stage (teacher, distill, QAT).")]
 Method = Annotated[Optional[str], typer.Option("--quant-method", "--method", help="qat (teacher-guided, default) or ptq.")]
 Target = Annotated[Optional[str], typer.Option(help="Target profile name (see `edgekit targets`) or a .toml file (default rpi4).")]
-Threads = Annotated[Optional[int], typer.Option(help="Threads for host latency (default: the target's, capped at this host's cores).")]
+Threads = Annotated[Optional[int], typer.Option(help="Threads of the target estimate and of host latency (default: the target's; on the host at most its cores less one).")]
 Budget = Annotated[Optional[list[str]], typer.Option("--budget", help="A limit key=value (latency_ms, size_mb, accuracy, agreement); repeatable. Missed: exit 1.")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="Also measure on a board: ssh://user@host[:port], or local.")]
 Seed = Annotated[Optional[int], typer.Option(help="Random seed for training (default 0).")]

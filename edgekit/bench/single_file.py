@@ -6,7 +6,6 @@ and, for ONNX, per-operator host times. Accuracy needs the run directory (its te
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from edgekit.bench.budgets import merge_budgets
 from edgekit.bench.final_report import REPORT_SCHEMA, assemble, write_reports
 from edgekit.bench.targets import load_target
 from edgekit.bench.versions import host_info, library_versions
+from edgekit.stages.benchmark import host_threads as default_host_threads
 from edgekit.device.address import Device, parse_device
 from edgekit.device.measure import measure_on_device
 from edgekit.errors import EdgekitError
@@ -70,7 +70,7 @@ def benchmark_file(path: Path, target: str, threads: int | None, budget_items: l
 
         check_reachable(remote)
     fmt, runtime = FORMATS[path.suffix]
-    host_threads = threads or min(int(profile["runtime"]["threads"]), os.cpu_count() or 1)
+    host_threads = default_host_threads(threads, profile)
     measured = measure_on_device(Device("local"), path, host_threads, runs=runs)
     artifact: dict[str, Any] = {
         "name": path.name, "format": fmt, "precision": graph["precision"], "status": "ok", "runtime": runtime,

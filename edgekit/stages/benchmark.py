@@ -29,7 +29,7 @@ from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.stages.common import StageContext
 from edgekit.stages.export import reference_predictions
 
-VERSION = "3"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s
+VERSION = "4"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1
 REPORT_SCHEMA = "edgekit.report/1"
 EVAL_CHUNK = 256
 MEASUREMENTS = "measurements.json"
@@ -37,8 +37,13 @@ RUNTIMES = {"onnx": "onnxruntime", "tflite": "ai-edge-litert"}
 
 
 def host_threads(requested: int | None, target: dict[str, Any]) -> int:
-    """The target's app thread count, capped at this host's cores, unless --threads says otherwise."""
-    return requested or min(int(target["runtime"]["threads"]), os.cpu_count() or 1)
+    """The target's app thread count, capped at this host's cores less one, unless --threads says otherwise.
+
+    One core stays free for the OS and the timing loop: on a 2-core machine, 2 onnxruntime threads on a
+    sub-millisecond model measured twice as slow as 1 thread and varied by 50 % between runs
+    (benchmarks/results/host_stability.md); 1 thread varied by 3 %.
+    """
+    return requested or max(1, min(int(target["runtime"]["threads"]), (os.cpu_count() or 1) - 1))
 
 
 def _artifact_row(ctx: StageContext, art_dir: Path, row: dict[str, Any], entry: dict[str, Any], threads: int,
