@@ -82,8 +82,11 @@ class DetectionKD(nn.Module):
             box_imitation = nn.functional.l1_loss(student["boxes"][confident], teacher["boxes"].detach()[confident])
         else:
             box_imitation = student["boxes"].sum() * 0.0
-        feature = sum(nn.functional.mse_loss(adapter(s), tf.detach())
-                      for adapter, s, tf in zip(self.adapters, student["features"], teacher["features"])) / 2
+        if self.weights["feature"] > 0 and student.get("features") is not None:
+            feature = sum(nn.functional.mse_loss(adapter(s), tf.detach())
+                          for adapter, s, tf in zip(self.adapters, student["features"], teacher["features"])) / 2
+        else:  # QAT: the prepared graph exposes only its outputs
+            feature = student["logits"].sum() * 0.0
         w = self.weights
         total = total + w["score_kd"] * score_kd + w["box_imitation"] * box_imitation + w["feature"] * feature
         parts.update(score_kd=float(score_kd.detach()), box_imitation=float(box_imitation.detach()),
