@@ -15,10 +15,13 @@ from edgekit.models.checkpoint import load_state, read_spec, save_weights
 
 
 def map_of(model: torch.nn.Module, data: DetectionData, x: torch.Tensor, split: str) -> dict[str, float]:
+    plain = isinstance(model, TinyDetector)  # an exported PT2E graph has no train()/eval()
     was_training = model.training
-    model.eval()
+    if plain:
+        model.eval()
     scores, boxes = predict_raw(model, x)
-    model.train(was_training)
+    if plain:
+        model.train(was_training)
     part = data.splits[split]
     return coco_map(list(zip(part.boxes, part.labels)), detections(scores, boxes, data.size), len(data.classes),
                     (data.size, data.size))

@@ -1,8 +1,9 @@
 """TinyDetector: a single-shot, anchor-free detector built for integer inference on a CPU.
 
-MobileNetV2 backbone (torchvision's blocks, any width), a light FPN neck on strides 8 and 16, and one head
-shared by both levels that predicts, per cell, class scores and the distances from the cell centre to the
-box sides (FCOS-style, in units of the level's stride). Only convolutions, depthwise convolutions, ReLU6,
+MobileNetV2 backbone (torchvision's blocks, any width), a light FPN neck on strides 8 and 16, and a head per
+level that predicts, per cell, class scores and the distances from the cell centre to the box sides
+(FCOS-style, in units of the level's stride). The heads are not shared between levels: a module called twice
+in one graph breaks PT2E's conv-BN folding in QAT (its BatchNorm counters chain across the two calls). Only convolutions, depthwise convolutions, ReLU6,
 add, nearest resize, sigmoid and reshape: all convert to int8. Decoding and NMS stay outside the graph
 (detect/postprocess.py), so an app can run them on the two raw outputs.
 
@@ -54,12 +55,13 @@ class TinyDetector(nn.Module):
         n = spec.neck
         self.lateral8, self.lateral16, self.lateral32 = _pointwise(c8, n), _pointwise(c16, n), _pointwise(c32, n)
         self.smooth8, self.smooth16 = _separable(n, n), _separable(n, n)
-        self.head = nn.Sequential(*[_separable(n, n) for _ in range(spec.head_depth)])
-        self.cls = nn.Conv2d(n, spec.num_classes, 1)
-        self.box = nn.Conv2d(n, 4, 1)
+        self.heads = nn.ModuleList(nn.Sequential(*[_separable(n, n) for _ in range(spec.head_depth)]) for _ in STRIDES)
+        self.cls = nn.ModuleList(nn.Conv2d(n, spec.num_classes, 1) for _ in STRIDES)
+        self.box = nn.ModuleList(nn.Conv2d(n, 4, 1) for _ in STRIDES)
         self.spec = spec
-        nn.init.constant_(self.cls.bias, -4.0)  # start from "background everywhere" (focal-loss prior of 0.02)
-        nn.init.constant_(self.box.bias, 1.0)
+        for cls, box in zip(self.cls, self.box):
+            nn.init.constant_(cls.bias, -4.0)  # start from "background everywhere" (focal-loss prior of 0.02)
+            nn.init.constant_(box.bias, 1.0)
 
     @staticmethod
     def _channels(stage: nn.Sequential) -> int:
@@ -78,10 +80,10 @@ class TinyDetector(nn.Module):
     def raw(self, levels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Class logits [N, A, C] and box distances [N, A, 4] (stride units, >= 0) from neck features."""
         logits, boxes = [], []
-        for p in levels:
-            h = self.head(p)
-            logits.append(self.cls(h).flatten(2).transpose(1, 2))
-            boxes.append(torch.relu(self.box(h)).flatten(2).transpose(1, 2))
+        for p, head, cls, box in zip(levels, self.heads, self.cls, self.box):
+            h = head(p)
+            logits.append(cls(h).flatten(2).transpose(1, 2))
+            boxes.append(torch.relu(box(h)).flatten(2).transpose(1, 2))
         return torch.cat(logits, 1), torch.cat(boxes, 1)
 
     def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:

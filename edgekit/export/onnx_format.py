@@ -17,12 +17,13 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 
 
-def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, Any]) -> None:
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, Any],
+                output_names: list[str] | None = None) -> None:
     """Export ``model`` (FP32 module or PT2E int8 graph with folded weights) and embed ``metadata``."""
     batch = Dim("batch", min=1, max=4096)
     with quiet_fds():
         program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET, external_data=False,
-                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                    input_names=[INPUT_NAME], output_names=output_names or [OUTPUT_NAME],
                                     dynamic_shapes=({0: batch},), verbose=False)
     proto = program.model_proto
     for key, value in metadata.items():

@@ -7,8 +7,6 @@ conversion is recorded with its error, and the other files are still written.
 from __future__ import annotations
 
 import json
-import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import numpy as np
 
 from edgekit.bench.runtimes import onnx_io, open_runner, tflite_io
 from edgekit.config import stage_params
+from edgekit.export.guarded import guarded_export
 from edgekit.export.artifact_meta import LABELS_FILE, PREPROCESS_FILE, embedded_document, labels_text, preprocess_document
 from edgekit.export.onnx_format import export_onnx
 from edgekit.export.tflite_format import METADATA_NAME, embed_metadata, export_tflite
@@ -72,10 +71,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
         results: list[dict[str, Any]] = []
         x_parity = x_eval[:PARITY_IMAGES]
         for name, fmt, precision in ARTIFACTS:
-            path = folder / name
-            started = time.perf_counter()
-            row: dict[str, Any] = {"name": name, "format": fmt, "precision": precision}
-            try:
+            def build(path: Path, name: str = name, fmt: str = fmt, precision: str = precision
+                      ) -> tuple[dict[str, Any], str]:
                 makers[name](path)
                 entry = onnx_io(path) if fmt == "onnx" else tflite_io(path)
                 if fmt == "tflite":
@@ -84,18 +81,12 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 entries[name] = entry
                 runner = open_runner(path, entry, threads=1)
                 expected = reference[precision][:len(x_parity)]
-                got = runner(x_parity.numpy()).argmax(1)
-                row.update(status="ok", bytes=path.stat().st_size, parity_images=len(x_parity),
-                           parity_agreement=float(np.mean(expected == got)))
-                ctx.console.print(f"export: {name} {row['bytes'] / 1024:.0f} KiB, "
-                                  f"top-1 agreement with PyTorch {row['parity_agreement']:.3f} on {len(x_parity)} images")
-            except Exception as exc:  # one format failing must not take the others down
-                path.unlink(missing_ok=True)
-                row.update(status="failed", error=f"{exc.__class__.__name__}: {exc}".splitlines()[0][:300])
-                ctx.console.print(f"[red]export: {name} failed[/red]: {row['error']}")
-                ctx.console.print(traceback.format_exc(limit=3), markup=False, highlight=False)
-            row["seconds"] = round(time.perf_counter() - started, 2)
-            results.append(row)
+                agreement = float(np.mean(expected == runner(x_parity.numpy()).argmax(1)))
+                return ({"parity_images": len(x_parity), "parity_agreement": agreement},
+                        f"top-1 agreement with PyTorch {agreement:.3f} on {len(x_parity)} images")
+
+            results.append(guarded_export({"name": name, "format": fmt, "precision": precision}, folder / name, build,
+                                          ctx.console))
         write_text_atomic(folder / LABELS_FILE, labels_text(classes))
         write_json_atomic(folder / PREPROCESS_FILE, preprocess_document(spec, entries))
         return {"artifacts": results}
