@@ -147,3 +147,17 @@ def test_yolo_missing_split_folder(tmp_path: Path) -> None:
     yaml.write_text("train: images/train\nval: images/nope\nnames: [a]\n", encoding="utf-8")
     with pytest.raises(EdgekitError, match="val folder"):
         load_yolo(yaml, 32)
+
+
+def test_qat_prepared_tiny_detector_converts() -> None:
+    """PT2E QAT folds conv-BN on convert; a module called twice in the graph used to break that."""
+    from edgekit.quantize import pt2e
+
+    torch.manual_seed(0)
+    model = TinyDetector(DetectorSpec(3)).eval()
+    prepared = pt2e.prepare(model, torch.rand(2, 3, 96, 96), "qat")
+    pt2e.to_train(prepared)
+    prepared(torch.rand(2, 3, 96, 96))
+    pt2e.to_eval(prepared)
+    scores, boxes = pt2e.convert(prepared)(torch.rand(1, 3, 96, 96))
+    assert scores.shape == (1, len(grid(96)[0]), 3) and boxes.shape == (1, len(grid(96)[0]), 4)
