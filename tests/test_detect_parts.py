@@ -71,7 +71,7 @@ def test_coco_map_perfect_half_and_empty() -> None:
 def test_tiny_detector_outputs_and_size() -> None:
     model = TinyDetector(DetectorSpec(3)).eval()
     scores, boxes = model(torch.zeros(2, 3, 96, 96))
-    assert scores.shape == (2, len(grid(96)[0]), 3) and boxes.shape == (2, len(grid(96)[0]), 4)
+    assert scores.shape == (2, 3, len(grid(96)[0])) and boxes.shape == (2, 4, len(grid(96)[0]))
     assert (scores >= 0).all() and (scores <= 1).all() and (boxes >= 0).all()
     assert sum(p.numel() for p in model.parameters()) < 1_000_000  # the INT8 file stays under 1 MB
 
@@ -160,4 +160,4 @@ def test_qat_prepared_tiny_detector_converts() -> None:
     prepared(torch.rand(2, 3, 96, 96))
     pt2e.to_eval(prepared)
     scores, boxes = pt2e.convert(prepared)(torch.rand(1, 3, 96, 96))
-    assert scores.shape == (1, len(grid(96)[0]), 3) and boxes.shape == (1, len(grid(96)[0]), 4)
+    assert scores.shape == (1, 3, len(grid(96)[0])) and boxes.shape == (1, 4, len(grid(96)[0]))

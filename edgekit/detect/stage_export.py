@@ -1,6 +1,6 @@
 """Detection stage 4: the student as four files (ONNX and TFLite, FP32 and INT8), each checked against PyTorch.
 
-Two outputs, ``scores`` [1, A, C] and ``boxes`` [1, A, 4]. preprocess.json gains a ``detection`` section with
+Two outputs, ``scores`` [1, C, A] and ``boxes`` [1, 4, A] (channel-major). preprocess.json gains a ``detection`` section with
 what an app needs to decode them: strides, the grid and box encoding, thresholds, and, per file, which output
 index holds what (LiteRT may reorder outputs, so the order is read back from the converted file).
 """
@@ -38,7 +38,8 @@ OUTPUTS = ("scores", "boxes")
 
 
 def detection_section(num_classes: int) -> dict[str, Any]:
-    return {"task": "detect", "outputs": list(OUTPUTS), "strides": list(STRIDES),
+    return {"task": "detect", "outputs": list(OUTPUTS), "output_layout": "[batch, channels, locations]",
+            "strides": list(STRIDES),
             "grid": "per stride, row-major cells; centre = ((col + 0.5) * stride, (row + 0.5) * stride) in input pixels",
             "box_encoding": "ltrb: distances from the cell centre to the left, top, right, bottom sides, in strides",
             "scores": f"sigmoid, one column per class ({num_classes})",
@@ -66,7 +67,7 @@ def _tflite_entry(path: Path, num_classes: int) -> dict[str, Any]:
         entry["input_scale"], entry["input_zero_point"] = float(inp["quantization"][0]), int(inp["quantization"][1])
     details = interpreter.get_output_details()
     # which is which: the scores have one column per class, the boxes four (same width: the first is scores)
-    widths = [int(d["shape"][-1]) for d in details]
+    widths = [int(d["shape"][1]) for d in details]
     order = sorted(range(len(details)), key=lambda i: (widths[i] != num_classes, i))
     for name, i in zip(OUTPUTS, order):
         d = details[i]

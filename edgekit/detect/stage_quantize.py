@@ -28,9 +28,9 @@ SCORE_EPS = 1e-4
 
 
 def prepared_outputs(model: torch.nn.Module, x: torch.Tensor) -> dict[str, Any]:
-    scores, boxes = model(x)
-    logits = torch.logit(scores.clamp(SCORE_EPS, 1 - SCORE_EPS))
-    return {"logits": logits, "boxes": boxes, "features": None}
+    scores, boxes = model(x)  # channel-major, as exported
+    logits = torch.logit(scores.transpose(1, 2).clamp(SCORE_EPS, 1 - SCORE_EPS))
+    return {"logits": logits, "boxes": boxes.transpose(1, 2), "features": None}
 
 
 def run(ctx: DetectContext) -> dict[str, Any]:

@@ -7,8 +7,9 @@ in one graph breaks PT2E's conv-BN folding in QAT (its BatchNorm counters chain 
 add, nearest resize, sigmoid and reshape: all convert to int8. Decoding and NMS stay outside the graph
 (detect/postprocess.py), so an app can run them on the two raw outputs.
 
-Outputs: ``scores`` [N, A, C] (sigmoid), ``boxes`` [N, A, 4] (left, top, right, bottom / stride), where the
-A locations are the stride-8 grid then the stride-16 grid, each row-major.
+Outputs: ``scores`` [N, C, A] (sigmoid), ``boxes`` [N, 4, A] (left, top, right, bottom / stride), channel-major
+(no transpose in the graph: one after the output quantizer made onnxruntime reject the INT8 ONNX file), where
+the A locations are the stride-8 grid then the stride-16 grid, each row-major.
 """
 
 from __future__ import annotations
@@ -78,18 +79,19 @@ class TinyDetector(nn.Module):
         return [p8, p16]
 
     def raw(self, levels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class logits [N, A, C] and box distances [N, A, 4] (stride units, >= 0) from neck features."""
+        """Class logits [N, C, A] and box distances [N, 4, A] (stride units, >= 0) from neck features."""
         logits, boxes = [], []
         for p, head, cls, box in zip(levels, self.heads, self.cls, self.box):
             h = head(p)
-            logits.append(cls(h).flatten(2).transpose(1, 2))
-            boxes.append(torch.relu(box(h)).flatten(2).transpose(1, 2))
-        return torch.cat(logits, 1), torch.cat(boxes, 1)
+            logits.append(cls(h).flatten(2))
+            boxes.append(torch.relu(box(h)).flatten(2))
+        return torch.cat(logits, 2), torch.cat(boxes, 2)
 
     def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """Logits [N, A, C] and boxes [N, A, 4] (location-major, as the losses take them) and the neck maps."""
         levels = self.neck(x)
         logits, boxes = self.raw(levels)
-        return {"logits": logits, "boxes": boxes, "features": levels}
+        return {"logits": logits.transpose(1, 2), "boxes": boxes.transpose(1, 2), "features": levels}
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, boxes = self.raw(self.neck(x))

@@ -80,9 +80,9 @@ def train_detector(model: torch.nn.Module, x: torch.Tensor, boxes: list[np.ndarr
 @torch.no_grad()
 def predict_raw(model: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor,
                 batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """Scores [N, A, C] and box distances [N, A, 4] for every image."""
+    """Scores [N, A, C] and box distances [N, A, 4] for every image (the model gives them channel-major)."""
     scores, boxes = zip(*(model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)))
-    return torch.cat(scores).numpy(), torch.cat(boxes).numpy()
+    return torch.cat(scores).transpose(1, 2).numpy(), torch.cat(boxes).transpose(1, 2).numpy()
 
 
 def detections(scores: np.ndarray, ltrb: np.ndarray, size: int, score: float = 0.001, iou: float = 0.5
