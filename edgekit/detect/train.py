@@ -13,7 +13,7 @@ from edgekit.detect.losses import DetectionTargets
 from edgekit.detect.postprocess import decode
 from edgekit.detect.tiny_detector import STRIDES, grid
 from edgekit.distill.progress import progress_bar
-from edgekit.errors import EdgekitError
+from edgekit.distill.train_loop import optimization_step
 
 LossFn = Callable[[dict, dict | None, DetectionTargets], tuple[torch.Tensor, dict[str, float]]]
 
@@ -63,15 +63,7 @@ def train_detector(model: torch.nn.Module, x: torch.Tensor, boxes: list[np.ndarr
                     with torch.no_grad():
                         teacher_out = teacher.forward_train(xb)
                 loss, parts = loss_fn(forward(model, xb), teacher_out, targets)
-                if not torch.isfinite(loss.detach()):
-                    raise EdgekitError(f"{stage}: the loss became {float(loss)} in epoch {epoch + 1}",
-                                       "lower the learning rate (e.g. halve it) and rerun")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                optimization_step(loss, parts, optimizer, scheduler, sums, stage, epoch)
                 bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.3f}")
             history.append({k: round(v / steps_per_epoch, 5) for k, v in sums.items()})
     return history

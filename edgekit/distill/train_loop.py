@@ -34,6 +34,21 @@ def augment(x: torch.Tensor, generator: torch.Generator, hflip: bool = False) ->
     return out
 
 
+def optimization_step(loss: torch.Tensor, parts: dict[str, float], optimizer: torch.optim.Optimizer,
+                      scheduler: torch.optim.lr_scheduler.LRScheduler, sums: dict[str, float], stage: str,
+                      epoch: int) -> None:
+    """One step of any training loop: stop on a non-finite loss, step optimizer and schedule, add up the loss terms."""
+    if not torch.isfinite(loss.detach()):
+        raise EdgekitError(f"{stage}: the loss became {float(loss)} in epoch {epoch + 1}",
+                           "lower the learning rate (e.g. halve it) and rerun")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    for k, v in parts.items():
+        sums[k] = sums.get(k, 0.0) + v
+
+
 def train(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -70,15 +85,7 @@ def train(
                     with torch.no_grad():
                         teacher_logits = teacher(xb)
                 loss, parts = loss_fn(model(xb), teacher_logits, yb)
-                if not torch.isfinite(loss.detach()):
-                    raise EdgekitError(f"{stage}: the loss became {float(loss)} in epoch {epoch + 1}",
-                                       "lower the learning rate (e.g. halve it) and rerun")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                optimization_step(loss, parts, optimizer, scheduler, sums, stage, epoch)
                 bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.3f}")
             history.append({k: round(v / steps_per_epoch, 5) for k, v in sums.items()})
     return history
