@@ -89,6 +89,20 @@ def _models_section(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def _noise_line(report: dict[str, Any]) -> list[str]:
+    """How noisy the host was while timing: host numbers are only as good as that."""
+    noise = [a["latency_ms"]["noise_pct"] for a in report["artifacts"]
+             if a["status"] == "ok" and "noise_pct" in a.get("latency_ms", {})]
+    if not noise:
+        return []
+    worst = max(noise)
+    line = (f"Host timing noise: the median timing round's p50 was up to {worst:.1f} % above the quietest round's "
+            "(host p50/p90 are the quietest rounds').")
+    if worst > 10:
+        line += " This host was busy or shared: expect host figures to move by more than 10 % between runs."
+    return [line]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     target = report["target"]
     deploy = report.get("deploy") or {}
@@ -107,6 +121,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         _table(ARTIFACT_HEADER, artifact_rows(report)),
         "Budgets: " + (", ".join(f"{k} {'<=' if k in ('latency_ms', 'size_mb') else '>='} {v:g}" for k, v in budgets.items())
                        if budgets else "none set") + ".",
+        *_noise_line(report),
         "## Target estimate",
         *_estimate_section(report),
         *_models_section(report),

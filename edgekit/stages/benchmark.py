@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from edgekit import __version__
-from edgekit.bench.latency import measure
+from edgekit.bench.latency import measure_interleaved
 from edgekit.bench.op_profile import onnx_op_times
 from edgekit.bench.runtimes import LiteRTRunner, open_runner
 from edgekit.bench.size_breakdown import tflite_bytes
@@ -29,7 +30,7 @@ from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.stages.common import StageContext
 from edgekit.stages.export import reference_predictions
 
-VERSION = "4"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1
+VERSION = "5"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved
 REPORT_SCHEMA = "edgekit.report/1"
 EVAL_CHUNK = 256
 MEASUREMENTS = "measurements.json"
@@ -47,7 +48,9 @@ def host_threads(requested: int | None, target: dict[str, Any]) -> int:
 
 
 def _artifact_row(ctx: StageContext, art_dir: Path, row: dict[str, Any], entry: dict[str, Any], threads: int,
-                  x: np.ndarray, y: np.ndarray, reference: dict[str, np.ndarray]) -> dict[str, Any]:
+                  x: np.ndarray, y: np.ndarray, reference: dict[str, np.ndarray]
+                  ) -> tuple[dict[str, Any], Callable[[], object]]:
+    """Everything but latency for one artifact, and the single-image call that latency times."""
     path = art_dir / row["name"]
     runner = open_runner(path, entry, threads)
     predicted = np.empty(len(x), dtype=np.int64)
@@ -58,20 +61,30 @@ def _artifact_row(ctx: StageContext, art_dir: Path, row: dict[str, Any], entry: 
             bar.update(task, advance=len(x[i:i + EVAL_CHUNK]))
     single = runner.prepared_single(x) if isinstance(runner, LiteRTRunner) else x[:1]
     call = (lambda: runner.invoke_one(single)) if isinstance(runner, LiteRTRunner) else (lambda: runner(single))
-    latency = measure(call, ctx.settings.latency_runs, threads)
     out = {**row, "runtime": RUNTIMES[row["format"]], "path": f"artifacts/{row['name']}", "bytes": path.stat().st_size,
            "sha256": file_sha256(path), "accuracy": float(np.mean(predicted == y)),
            "agreement": float(np.mean(predicted == reference[row["precision"]])),
            "agreement_reference": "PyTorch FP32 student" if row["precision"] == "fp32" else "PyTorch INT8 (PT2E converted)",
-           "latency_ms": latency, "input_dtype": entry["input_dtype"], "layout": entry["layout"]}
+           "input_dtype": entry["input_dtype"], "layout": entry["layout"]}
     out["graph"] = summarize(graph_ops(path))
     if row["format"] == "tflite":
         out["size_breakdown"] = tflite_bytes(path)
     else:
         out["host_op_ms"] = onnx_op_times(path, x[:1], threads)
-    ctx.console.print(f"benchmark: {row['name']}: accuracy {out['accuracy']:.4f}, agreement {out['agreement']:.4f}, "
-                      f"p50 {latency['p50']:.3f} ms ({threads} threads)")
-    return out
+    return out, call
+
+
+def add_latencies(ctx: StageContext, rows: list[dict[str, Any]], calls: dict[str, Callable[[], object]],
+                  threads: int) -> None:
+    """Time every artifact's single-image call together, interleaved (see bench/latency.py), into its row."""
+    # a line, not a spinner: a spinner's refresh thread would share the cores being timed
+    ctx.console.print(f"benchmark: timing {len(calls)} artifacts on the host, interleaved ({threads} threads)")
+    latencies = measure_interleaved(calls, ctx.settings.latency_runs, threads)
+    for row in rows:
+        if row["name"] in latencies:
+            row["latency_ms"] = latencies[row["name"]]
+            ctx.console.print(f"benchmark: {row['name']}: accuracy {row['accuracy']:.4f}, agreement {row['agreement']:.4f}, "
+                              f"p50 {row['latency_ms']['p50']:.3f} ms ({threads} threads)")
 
 
 def teacher_graph(teacher_dir: Path, example: torch.Tensor) -> dict[str, Any] | None:
@@ -130,14 +143,16 @@ def run(ctx: StageContext) -> dict[str, Any]:
         x_t, y_t = ctx.eval_split()
         reference = reference_predictions(ctx.out)
         x, y = x_t.numpy(), y_t.numpy()
-        rows = []
+        rows, calls = [], {}
         for row in export_record["result"]["artifacts"]:
             base = {k: row[k] for k in ("name", "format", "precision")}
             if row["status"] != "ok":
                 rows.append({**base, "status": "failed", "error": row.get("error", "")})
                 continue
-            rows.append({**base, "status": "ok",
-                         **_artifact_row(ctx, art_dir, base, preprocess["artifacts"][row["name"]], threads, x, y, reference)})
+            measured, calls[row["name"]] = _artifact_row(ctx, art_dir, base, preprocess["artifacts"][row["name"]],
+                                                         threads, x, y, reference)
+            rows.append({**base, "status": "ok", **measured})
+        add_latencies(ctx, rows, calls, threads)
         measurements = build_measurements(ctx, rows, threads)
         measurements["teacher"]["graph"] = teacher_graph(stage_dir(ctx.out, "teacher"), x_t[:1])
         write_json_atomic(folder / MEASUREMENTS, measurements)
