@@ -26,7 +26,9 @@ OUT = Console() if sys.stdout.isatty() else Console(width=140)  # logs and CI: n
 ERR = Console(stderr=True, soft_wrap=True)
 DEBUG = {"on": False}
 
-Data = Annotated[Optional[Path], typer.Option(help="ImageFolder directory (train/<class>/*, test/<class>/*, optional val/). Default: built-in digits.")]
+Data = Annotated[Optional[Path], typer.Option(help="Classification: ImageFolder directory (train/<class>/*, test/<class>/*, optional val/); default built-in digits. Detection: a YOLO data.yaml or COCO instances.json; default built-in scenes.")]
+Task = Annotated[Optional[str], typer.Option(help="classify (default) or detect.")]
+Images = Annotated[Optional[Path], typer.Option(help="Detection with a COCO instances.json: the image folder.")]
 TeacherFile = Annotated[Optional[Path], typer.Option("--teacher", help="Teacher weights: .safetensors, state_dict .pt/.pth, or ExportedProgram .pt2. Default: train one.")]
 TeacherArch = Annotated[Optional[str], typer.Option(help="torchvision architecture of the teacher (default resnet18).")]
 Student = Annotated[Optional[str], typer.Option(help="mobilenet_v2 (default) or mobilenet_v3_small.")]
@@ -48,13 +50,14 @@ Debug = Annotated[bool, typer.Option(help="Show tracebacks for errors.")]
 
 
 def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads the signature
-    def command(data: Data = None, teacher: TeacherFile = None, teacher_arch: TeacherArch = None,
+    def command(data: Data = None, task: Task = None, images: Images = None, teacher: TeacherFile = None, teacher_arch: TeacherArch = None,
                 student: Student = None, width: Width = None, size: Size = None, temperature: Temperature = None,
                 alpha: Alpha = None, epochs: Epochs = None, quant_method: Method = None, target: Target = None,
                 threads: Threads = None, budget: Budget = None, device: DeviceOpt = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
                 force: Force = False, debug: Debug = False) -> None:
         DEBUG["on"] = debug
-        flags = {"data": str(data) if data else None, "teacher": str(teacher) if teacher else None,
+        flags = {"data": str(data) if data else None, "task": task, "images": str(images) if images else None,
+                 "teacher": str(teacher) if teacher else None,
                  "teacher_arch": teacher_arch, "student": student, "width": width, "size": size,
                  "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method,
                  "target": target, "threads": threads, "budget": budget or None, "device": device, "seed": seed}
@@ -73,9 +76,15 @@ def _run(stages: list[str], flags: dict, out: Path, config: Path | None, force: 
 
     quick_checks(settings, out, stages)
     from edgekit.pipeline.chain import run_chain
-    from edgekit.stages.common import StageContext
 
-    ctx = StageContext(settings=settings, out=out, force=force, console=ERR)
+    if settings.task == "detect":
+        from edgekit.detect.stage_context import DetectContext
+
+        ctx = DetectContext(settings=settings, out=out, force=force, console=ERR)
+    else:
+        from edgekit.stages.common import StageContext
+
+        ctx = StageContext(settings=settings, out=out, force=force, console=ERR)
     records = run_chain(ctx, stages)
     if "benchmark" in stages:
         _print_summary(out)
@@ -97,10 +106,10 @@ def _print_summary(out: Path) -> None:
 
 
 def _print_table(report: dict, out: Path) -> None:
-    from edgekit.bench.report_md import ARTIFACT_HEADER, artifact_rows
+    from edgekit.bench.report_md import artifact_header, artifact_rows, metric_cell, metric_name
 
     table = Table(title=f"edgekit — {report['target']['description']}")
-    for column in ARTIFACT_HEADER:
+    for column in artifact_header(report):
         table.add_column(column)
     for row in artifact_rows(report):
         table.add_row(*row)
@@ -109,7 +118,7 @@ def _print_table(report: dict, out: Path) -> None:
     OUT.print(f"deploy: {deploy['name']} — {deploy['why']}" if deploy.get("name") else f"deploy: {deploy.get('why')}",
               markup=False, highlight=False)
     if "teacher" in report:
-        OUT.print(f"teacher accuracy {100 * report['teacher']['accuracy']:.2f} %", markup=False)
+        OUT.print(f"teacher {metric_name(report) if 'metric' in report else 'accuracy'} {metric_cell(report, report['teacher']['accuracy'])}", markup=False)
     OUT.print(f"reports in {out}/report.{{json,md,html}}", markup=False, highlight=False)
 
 
@@ -163,6 +172,45 @@ def _recorded_settings(run_dir: Path) -> dict:
             continue
         recorded.update({k: v for k, v in params.items() if v is not None})
     return recorded
+
+
+@app.command("predict")
+def predict(model: Annotated[Path, typer.Argument(help="A .tflite/.onnx artifact, or a run directory (its deploy pick).")],
+            images: Annotated[list[Path], typer.Argument(help="Image files.")],
+            json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the results here (default: print them).")] = None,
+            score: Annotated[Optional[float], typer.Option(help="Detection score threshold (default: preprocess.json's, 0.25).")] = None,
+            iou: Annotated[Optional[float], typer.Option(help="Detection NMS IoU threshold (default: preprocess.json's, 0.5).")] = None,
+            top: Annotated[int, typer.Option(help="Classification: how many classes to list.")] = 5,
+            save_images: Annotated[Optional[Path], typer.Option(help="Also write copies of the images with the results drawn.")] = None,
+            debug: Debug = False) -> None:
+    """Run an artifact on images with the pre- and post-processing from its preprocess.json."""
+    import json
+
+    DEBUG["on"] = debug
+    for name, value in (("--score", score), ("--iou", iou)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise EdgekitError(f"{name} must lie in [0, 1], got {value}", f"pass e.g. {name} 0.25")
+    if top < 1:
+        raise EdgekitError(f"--top must be at least 1, got {top}", "pass e.g. --top 5")
+    if json_out is not None and json_out.is_dir():
+        raise EdgekitError(f"--json {json_out} is a folder", "pass a file path such as predictions.json")
+    from edgekit.inference.predict import predict as run_predict
+
+    path, recipe, results = run_predict(model, images, score, iou, top)
+    text = json.dumps(results, indent=2)
+    if json_out is None:
+        print(text)
+    else:
+        from edgekit.pipeline.atomic import write_text_atomic
+
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(json_out, text + "\n")
+        ERR.print(f"predict: {path.name} on {len(results)} image(s) -> {json_out}", markup=False, highlight=False)
+    if save_images is not None:
+        from edgekit.inference.draw import save_drawn
+
+        written = save_drawn(results, recipe.classes, save_images)
+        ERR.print(f"predict: {len(written)} drawn image(s) in {save_images}", markup=False, highlight=False)
 
 
 @app.command("targets")
@@ -220,7 +268,16 @@ def _usage_message(exc: UsageError) -> str:
     return " ".join(message.split())
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: object = None, line: str | None = None) -> None:
+    """Warnings (a clipped box, a skipped file) as one ``warning:`` line, not Python's two-line form."""
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main() -> None:
+    import warnings
+
+    warnings.showwarning = _one_line_warning
     try:
         app(standalone_mode=False)
     except EdgekitError as exc:

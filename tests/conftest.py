@@ -54,6 +54,24 @@ def make_image_folder(root: Path, splits: dict[str, list[str]], per_class: int =
     return root
 
 
+def make_yolo_scenes(root: Path, counts: dict[str, int], size: int = 64) -> Path:
+    """A YOLO-layout data set (data.yaml, images/<split>, labels/<split>) from the built-in scene generator."""
+    from edgekit.detect.scenes import CLASSES, make_scene, split_seed
+
+    for split, count in counts.items():
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            scene = make_scene(split_seed(split, i, 0), size)
+            Image.fromarray(scene.image).save(root / "images" / split / f"{i}.png")
+            lines = [f"{int(c)} {(b[0] + b[2]) / 2 / size:.6f} {(b[1] + b[3]) / 2 / size:.6f} "
+                     f"{(b[2] - b[0]) / size:.6f} {(b[3] - b[1]) / size:.6f}" for b, c in zip(scene.boxes, scene.labels)]
+            (root / "labels" / split / f"{i}.txt").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    splits = "".join(f"{split}: images/{split}\n" for split in counts)
+    (root / "data.yaml").write_text(f"path: .\n{splits}names: {list(CLASSES)}\n", encoding="utf-8")
+    return root / "data.yaml"
+
+
 @pytest.fixture(scope="session")
 def edgekit_script() -> Path:
     if not EDGEKIT.is_file():

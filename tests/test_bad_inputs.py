@@ -31,6 +31,7 @@ class Case:
     # "run": --out is an earlier run's folder
     out: str = "absent"
     command: str = "compress"
+    takes_out: bool = True  # `predict` has no --out
 
 
 def _data_missing(w: Path) -> list[str]:
@@ -108,6 +109,42 @@ def _teacher_state_dict_as_pt2(w: Path) -> list[str]:
 
     torch.save({"w": torch.zeros(2)}, w / "teacher.pt2")
     return ["--teacher", str(w / "teacher.pt2")]
+
+
+def _yolo(labels: str | None, names: str = "names: [a, b]\n", val: str = "images/val",
+          extra: tuple[str, ...] = ()) -> Callable[[Path], list[str]]:
+    """A one-image YOLO data set with the given label text (None: no label file) and YAML tail."""
+    def build(w: Path) -> list[str]:
+        for split in ("train", "val"):
+            write_png(w / "d" / "images" / split / "x.png", 0, size=32)
+        if labels is not None:
+            (w / "d" / "labels" / "train").mkdir(parents=True)
+            (w / "d" / "labels" / "train" / "x.txt").write_text(labels, encoding="utf-8")
+        (w / "d" / "data.yaml").write_text(f"train: images/train\nval: {val}\n{names}", encoding="utf-8")
+        return ["--task", "detect", "--data", str(w / "d" / "data.yaml"), *extra]
+
+    return build
+
+
+def _detect_teacher_resnet(w: Path) -> list[str]:
+    return _yolo("0 0.5 0.5 0.5 0.5\n", extra=("--teacher", str(_resnet18_weights(w, 2))))(w)
+
+
+def _coco_without_images(w: Path) -> list[str]:
+    (w / "instances.json").write_text('{"images": [], "annotations": [], "categories": []}', encoding="utf-8")
+    return ["--task", "detect", "--data", str(w / "instances.json")]
+
+
+def _predict_not_an_image(w: Path) -> list[str]:
+    (w / "model.tflite").write_bytes(b"TFL3")
+    (w / "photo.jpg").write_text("not a picture", encoding="utf-8")
+    return [str(w / "model.tflite"), str(w / "photo.jpg")]
+
+
+def _predict_no_recipe(w: Path) -> list[str]:
+    (w / "model.onnx").write_bytes(b"not onnx")
+    write_png(w / "x.png", 0)
+    return [str(w / "model.onnx"), str(w / "x.png")]
 
 
 def _config(text: str) -> Callable[[Path], list[str]]:
@@ -231,6 +268,19 @@ CASES = [
     Case("benchmark-file-unknown-target", _model("--target", "rpi3"), ("rpi3", "did you mean"), command="benchmark"),
     Case("benchmark-file-device-unreachable", _model("--device", "ssh://nobody@127.0.0.1:1"), ("127.0.0.1",),
          command="benchmark"),
+    Case("detect-label-class-out-of-range", _yolo("0 0.5 0.5 0.5 0.5\n5 0.5 0.5 0.1 0.1\n"), ("x.txt line 2", "class 5")),
+    Case("detect-label-malformed", _yolo("0 0.5 0.5 0.5\n"), ("x.txt line 1", "malformed")),
+    Case("detect-yaml-without-names", _yolo("0 0.5 0.5 0.5 0.5\n", names=""), ("names",)),
+    Case("detect-missing-split-folder", _yolo("0 0.5 0.5 0.5 0.5\n", val="images/nope"), ("val folder",)),
+    Case("detect-data-is-a-folder", lambda w: ["--task", "detect", "--data", str(w)], ("folder", "data.yaml")),
+    Case("detect-coco-without-images", _coco_without_images, ("--images",)),
+    Case("detect-task-unknown", _flags("--task", "segment"), ("segment",)),
+    Case("detect-teacher-wrong-arch", _detect_teacher_resnet, ("resnet18.pt", "tiny_detector")),
+    Case("predict-missing-model", lambda w: [str(w / "gone.tflite"), str(w / "x.png")], ("gone.tflite", "does not exist"),
+         command="predict", takes_out=False),
+    Case("predict-not-an-image", _predict_not_an_image, ("photo.jpg", "decoded"), command="predict", takes_out=False),
+    Case("predict-model-without-recipe", _predict_no_recipe, ("model.onnx", "preprocess.json"), command="predict",
+         takes_out=False),
 ]
 
 
@@ -263,7 +313,7 @@ class Outcome:
 def _run_case(case: Case, work: Path) -> Outcome:
     out = work / "out"  # what must stay absent or unchanged
     out_arg = out / "run" if case.out == "below-file" else out
-    args = [case.command, *case.build(work), "--out", str(out_arg)]
+    args = [case.command, *case.build(work), *(["--out", str(out_arg)] if case.takes_out else [])]
     _prepare_out(out, case.out)
     before = snapshot(out)
     try:

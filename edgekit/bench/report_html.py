@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from edgekit.bench.report_md import ARTIFACT_HEADER, artifact_rows
+from edgekit.bench.report_md import artifact_header, artifact_rows, metric_cell, metric_name
 from edgekit.pipeline.atomic import write_text_atomic
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -68,8 +68,9 @@ def svg_tradeoff(report: dict[str, Any]) -> str:
         for handle in legend.legend_handles:
             handle.set_sizes([40])
     ax.set_xlabel(f"latency p50, ms, batch 1 ({where}; log scale)")
-    ax.set_ylabel("test accuracy, %" if "data" not in report else f"{report['data']['eval_split']} accuracy, %")
-    ax.set_title("Accuracy vs latency (point area = file size)")
+    name = metric_name(report)
+    ax.set_ylabel(f"test {name}, %" if "data" not in report else f"{report['data']['eval_split']} {name}, %")
+    ax.set_title(f"{name} vs latency (point area = file size)")
     return _svg(fig)
 
 
@@ -133,9 +134,9 @@ def render_html(report: dict[str, Any]) -> str:
     models = ""
     if "teacher" in report:
         t = report["teacher"]
-        rows = [[f"teacher ({t['source']})", f"{t['params']:,}", f"{100 * t['accuracy']:.2f} %"]]
-        rows += [[s["name"], f"{s['params']:,}", f"{100 * s['accuracy']:.2f} %"] for s in report["students"]]
-        models = "<h2>Models</h2>" + _table(["Model", "Parameters", "Accuracy"], rows)
+        rows = [[f"teacher ({t['source']})", f"{t['params']:,}", metric_cell(report, t["accuracy"])]]
+        rows += [[s["name"], f"{s['params']:,}", metric_cell(report, s["accuracy"])] for s in report["students"]]
+        models = "<h2>Models</h2>" + _table(["Model", "Parameters", metric_name(report)], rows)
     stages = ("<h2>Stage timings</h2>" + _table(["Stage", "Seconds"], [[k, f"{v['seconds']:.1f}"]
                                                                     for k, v in report["stages"].items()])
               if "stages" in report else "")
@@ -145,7 +146,7 @@ def render_html(report: dict[str, Any]) -> str:
 <p>{html.escape(target['description'])}. Host: {html.escape(str(report['host']['cpu']))}, {report['host']['cores']} cores.</p>
 {_deploy(report)}
 <h2>Artifacts</h2>
-{_table(ARTIFACT_HEADER, _plain_marks(artifact_rows(report)))}
+{_table(artifact_header(report), _plain_marks(artifact_rows(report)))}
 {svg_tradeoff(report)}
 {breakdown or ''}
 <h2>Target estimate</h2>

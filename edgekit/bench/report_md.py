@@ -12,6 +12,25 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f} %"
 
 
+def metric_name(report: dict[str, Any]) -> str:
+    """The headline metric the ``accuracy`` fields hold: top-1 accuracy, or mAP50 for detection."""
+    return (report.get("metric") or {}).get("name", "Accuracy")
+
+
+def metric_cell(report: dict[str, Any], value: float | None) -> str:
+    """Accuracy as a percentage; mAP as a fraction, the way detection papers and tools print it."""
+    if value is None or "metric" not in report:
+        return _pct(value)
+    return f"{value:.3f}"
+
+
+def artifact_header(report: dict[str, Any]) -> list[str]:
+    header = list(ARTIFACT_HEADER)
+    header[5] = metric_name(report)
+    also = (report.get("metric") or {}).get("also", [])
+    return header[:6] + [k.replace("map", "mAP").replace("_", "-") for k in also] + header[6:]
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -39,12 +58,14 @@ def budget_cell(a: dict[str, Any]) -> str:
 def artifact_rows(report: dict[str, Any]) -> list[list[str]]:
     rows = []
     for a in report["artifacts"]:
+        also = (report.get("metric") or {}).get("also", [])
         if a["status"] != "ok":
-            rows.append([a["name"], a["format"], a["precision"], "❌ failed"] + ["—"] * 6)
+            rows.append([a["name"], a["format"], a["precision"], "❌ failed"] + ["—"] * (6 + len(also)))
             continue
         lat = a["latency_ms"]
         rows.append([a["name"], a["format"], a["precision"], "✅ ok", f"{a['bytes'] / 1024:.1f} KiB",
-                     _pct(a.get("accuracy")), _pct(a.get("agreement")),
+                     metric_cell(report, a.get("accuracy")), *(metric_cell(report, a.get(k)) for k in also),
+                     _pct(a.get("agreement")),
                      f"{lat['p50']:.3f} / {lat['p90']:.3f} ({lat['threads']})", target_cell(a), budget_cell(a)])
     return rows
 
@@ -78,14 +99,14 @@ def _models_section(report: dict[str, Any]) -> list[str]:
     t = report["teacher"]
     return [
         "## Models",
-        _table(["Model", "Parameters", "Accuracy"],
-               [[f"teacher ({t['source']})", f"{t['params']:,}", _pct(t["accuracy"])]]
+        _table(["Model", "Parameters", metric_name(report)],
+               [[f"teacher ({t['source']})", f"{t['params']:,}", metric_cell(report, t["accuracy"])]]
                + [[f"{s['name']} ({s['arch']}{' x' + str(s['width']) if 'width' in s else ''}"
-                   f"{', ' + s['method'].upper() if 'method' in s else ''})", f"{s['params']:,}", _pct(s["accuracy"])]
+                   f"{', ' + s['method'].upper() if 'method' in s else ''})", f"{s['params']:,}", metric_cell(report, s["accuracy"])]
                   for s in report["students"]]),
         f"Teacher/student parameters: {report['teacher_to_student_params']}x. "
         f"Distillation: T = {report['students'][0]['temperature']}, alpha = {report['students'][0]['alpha']} "
-        "(alpha weighs the soft KD term).",
+        f"(alpha weighs {report['students'][0].get('alpha_convention', 'the soft KD term').replace('weight of ', '')}).",
     ]
 
 
@@ -109,7 +130,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     head = f"{target['description']}; host: {report['host']['cpu']} ({report['host']['cores']} cores)."
     if "data" in report:
         data = report["data"]
-        head += (f" Data: {data['source']}, {len(data['classes'])} classes, accuracy on the `{data['eval_split']}` "
+        head += (f" Data: {data['source']}, {len(data['classes'])} classes, {metric_name(report)} on the `{data['eval_split']}` "
                  f"split ({data['counts'][data['eval_split']]} images).")
     budgets = report.get("budgets") or {}
     parts = [
@@ -118,7 +139,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"**Deploy this one:** `{deploy['name']}`, {deploy['why']}." if deploy.get("name")
         else f"**Deploy:** {deploy.get('why', 'no pick')}.",
         "## Artifacts",
-        _table(ARTIFACT_HEADER, artifact_rows(report)),
+        _table(artifact_header(report), artifact_rows(report)),
         "Budgets: " + (", ".join(f"{k} {'<=' if k in ('latency_ms', 'size_mb') else '>='} {v:g}" for k, v in budgets.items())
                        if budgets else "none set") + ".",
         *_noise_line(report),

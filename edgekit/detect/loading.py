@@ -34,6 +34,28 @@ def _load(data: str | None, images: str | None, size: int, seed: int) -> tuple[D
                        "pass an Ultralytics-style data.yaml, or instances.json with --images DIR")
 
 
+def quick_check_detection_data(data: str | None, images: str | None) -> None:
+    """What can be said without decoding anything: the data file exists and is a kind we read."""
+    if data is None:
+        if images is not None:
+            raise EdgekitError("--images is given without --data", "pass --data instances.json with --images DIR")
+        return
+    path = Path(data)
+    if not path.exists():
+        raise EdgekitError(f"--data {path} does not exist", "pass a data.yaml or a COCO instances.json")
+    if path.is_dir():
+        raise EdgekitError(f"--data {path} is a folder; detection reads a data.yaml or a COCO .json",
+                           "pass the data.yaml (Ultralytics layout) or instances.json with --images DIR")
+    if path.suffix not in (".yaml", ".yml", ".json"):
+        raise EdgekitError(f"--data {path} is neither a data.yaml nor a COCO .json",
+                           "pass an Ultralytics-style data.yaml, or instances.json with --images DIR")
+    if path.suffix == ".json":
+        if images is None:
+            raise EdgekitError(f"--data {path} is COCO json, which needs the image folder", "add --images DIR")
+        if not Path(images).is_dir():
+            raise EdgekitError(f"--images {images} is not a folder", "pass the folder holding the COCO images")
+
+
 def load_detection(data: str | None, images: str | None, size: int, seed: int) -> tuple[DetectionData, str]:
     """The data and its content identity (for stage fingerprints); decoded once per process."""
     return _load(data, images, size, seed)

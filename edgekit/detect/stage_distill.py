@@ -11,20 +11,20 @@ from typing import Any
 import torch
 
 from edgekit.config import stage_params
-from edgekit.detect.evaluate import load_detector, map_of, save_detector, spec_summary
+from edgekit.detect.evaluate import load_detector, map_from_raw, raw_outputs, save_detector, save_eval_outputs, spec_summary
 from edgekit.detect.losses import DetectionKD
 from edgekit.detect.stage_context import DetectContext
-from edgekit.detect.stage_teacher import TEACHER
+from edgekit.detect.user_teacher import TEACHER
 from edgekit.detect.tiny_detector import DetectorSpec, TinyDetector
-from edgekit.detect.train import predict_raw, train_detector
+from edgekit.detect.train import train_detector
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 
 VERSION = "1"
 STUDENT_NECK = 48
 
 
-def kd_loss(alpha: float, temperature: float) -> DetectionKD:
-    return DetectionKD(STUDENT_NECK, TEACHER["neck"], temperature=temperature, gt_weight=1.0 - alpha,
+def kd_loss(alpha: float, temperature: float, teacher_neck: int = TEACHER["neck"]) -> DetectionKD:
+    return DetectionKD(STUDENT_NECK, teacher_neck, temperature=temperature, gt_weight=1.0 - alpha,
                        weights={"score_kd": alpha, "box_imitation": alpha, "feature": alpha})
 
 
@@ -38,7 +38,7 @@ def run(ctx: DetectContext) -> dict[str, Any]:
         teacher = load_detector(teacher_dir) if s.alpha > 0 else None
         torch.manual_seed(s.seed)
         model = TinyDetector(DetectorSpec(len(data.classes), width=s.width, neck=STUDENT_NECK))
-        loss = kd_loss(s.alpha, s.temperature)
+        loss = kd_loss(s.alpha, s.temperature, teacher.spec.neck if teacher is not None else TEACHER["neck"])
         x, split = ctx.images("train"), data.splits["train"]
         model.train()
         history = train_detector(model, x, split.boxes, split.labels, num_classes=len(data.classes), loss_fn=loss,
@@ -46,12 +46,9 @@ def run(ctx: DetectContext) -> dict[str, Any]:
                                  stage="distill", teacher=teacher, extra_params=list(loss.parameters()))
         model.eval()
         save_detector(model, folder)
-        x_eval = ctx.images(data.eval_split)
-        scores = map_of(model, data, x_eval, data.eval_split)
-        raw_scores, raw_boxes = predict_raw(model, x_eval)
-        from safetensors.numpy import save_file
-
-        save_file({"scores": raw_scores, "boxes": raw_boxes}, str(folder / "eval_outputs.safetensors"))
+        raw = raw_outputs(model, ctx.images(data.eval_split))
+        save_eval_outputs(folder, *raw)
+        scores = map_from_raw(data, data.eval_split, *raw)
         summary = spec_summary(model)
         ratio = teacher_record["result"]["params"] / summary["params"]
         ctx.console.print(f"distill: TinyDetector x{s.width}, {summary['params']:,} parameters (teacher/student "

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from edgekit.config import stage_params
-from edgekit.data.preprocess import dequantize_output, quantize_input
 from edgekit.detect.evaluate import load_detector
 from edgekit.detect.postprocess import DEFAULT_IOU, DEFAULT_SCORE
+from edgekit.detect.runtimes import OUTPUTS, run_file
 from edgekit.detect.stage_context import DetectContext
 from edgekit.detect.tiny_detector import STRIDES
 from edgekit.export.guarded import guarded_export
@@ -34,7 +34,6 @@ VERSION = "1"
 ARTIFACTS = (("model_fp32.onnx", "onnx", "fp32"), ("model_int8.onnx", "onnx", "int8"),
              ("model_fp32.tflite", "tflite", "fp32"), ("model_int8.tflite", "tflite", "int8"))
 PARITY_IMAGES = 32
-OUTPUTS = ("scores", "boxes")
 
 
 def detection_section(num_classes: int) -> dict[str, Any]:
@@ -76,35 +75,6 @@ def _tflite_entry(path: Path, num_classes: int) -> dict[str, Any]:
             out["scale"], out["zero_point"] = float(d["quantization"][0]), int(d["quantization"][1])
         entry["outputs"][name] = out
     return entry
-
-
-def run_file(path: Path, entry: dict[str, Any], x_nchw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and boxes of a file for a batch, fed and read exactly as preprocess.json says."""
-    if path.suffix == ".onnx":
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        outs = session.run(None, {entry["input"]: np.ascontiguousarray(x_nchw, dtype=np.float32)})
-        return outs[entry["outputs"]["scores"]["index"]], outs[entry["outputs"]["boxes"]["index"]]
-    from ai_edge_litert.interpreter import Interpreter
-
-    with quiet_fds():
-        interpreter = Interpreter(model_path=str(path), num_threads=1)
-        interpreter.allocate_tensors()
-    index = interpreter.get_input_details()[0]["index"]
-    details = interpreter.get_output_details()
-    x = x_nchw.transpose(0, 2, 3, 1)
-    if entry["input_dtype"] != "float32":
-        x = quantize_input(x, entry["input_scale"], entry["input_zero_point"], np.dtype(entry["input_dtype"]))
-    got: dict[str, list[np.ndarray]] = {name: [] for name in OUTPUTS}
-    for i in range(len(x)):
-        interpreter.set_tensor(index, np.ascontiguousarray(x[i:i + 1], dtype=np.dtype(entry["input_dtype"])))
-        interpreter.invoke()
-        for name in OUTPUTS:
-            o = entry["outputs"][name]
-            y = interpreter.get_tensor(details[o["index"]]["index"])
-            got[name].append(dequantize_output(y, o["scale"], o["zero_point"]) if o["dtype"] != "float32" else y)
-    return np.concatenate(got["scores"]), np.concatenate(got["boxes"])
 
 
 def run(ctx: DetectContext) -> dict[str, Any]:

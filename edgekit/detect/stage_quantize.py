@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from edgekit.config import stage_params
-from edgekit.detect.evaluate import load_detector, map_of
+from edgekit.detect.evaluate import load_detector, map_from_raw, raw_outputs, save_eval_outputs
 from edgekit.detect.stage_context import DetectContext
 from edgekit.detect.stage_distill import kd_loss
 from edgekit.detect.train import train_detector
@@ -23,7 +23,7 @@ from edgekit.pipeline.atomic import write_json_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.quantize import pt2e
 
-VERSION = "1"
+VERSION = "2"  # 2: saves the INT8 graph's eval outputs
 SCORE_EPS = 1e-4
 
 
@@ -61,8 +61,9 @@ def run(ctx: DetectContext) -> dict[str, Any]:
                     prepared(x[i:i + s.batch_size])
         save_file({k: v.detach().contiguous().clone() for k, v in prepared.state_dict().items()}, str(folder / WEIGHTS))
         write_json_atomic(folder / "model.json", {"method": s.quant_method})
-        int8 = pt2e.convert(prepared)
-        scores = map_of(int8, data, ctx.images(data.eval_split), data.eval_split)
+        raw = raw_outputs(pt2e.convert(prepared), ctx.images(data.eval_split))
+        save_eval_outputs(folder, *raw)
+        scores = map_from_raw(data, data.eval_split, *raw)
         ctx.console.print(f"quantize: {s.quant_method.upper()} INT8 (PyTorch) {data.eval_split} mAP50 {scores['map50']:.4f}, "
                           f"mAP50-95 {scores['map50_95']:.4f}")
         return {**scores, "split": data.eval_split, "method": s.quant_method, "history": history,

@@ -12,11 +12,11 @@ from edgekit.detect.evaluate import map_of, save_detector, spec_summary
 from edgekit.detect.losses import DetectionKD
 from edgekit.detect.stage_context import DetectContext
 from edgekit.detect.tiny_detector import DetectorSpec, TinyDetector
+from edgekit.detect.user_teacher import TEACHER, load_user_detector
 from edgekit.detect.train import train_detector
 from edgekit.pipeline.runner import run_stage
 
-VERSION = "1"
-TEACHER = {"width": 1.0, "neck": 96, "head_depth": 3}
+VERSION = "2"  # 2: a user's teacher file
 
 
 def run(ctx: DetectContext) -> dict[str, Any]:
@@ -24,6 +24,14 @@ def run(ctx: DetectContext) -> dict[str, Any]:
     data, identity = ctx.data()
 
     def body(folder: Path) -> dict[str, Any]:
+        if s.teacher is not None:
+            model = load_user_detector(Path(s.teacher), len(data.classes))
+            save_detector(model, folder)
+            scores = map_of(model, data, ctx.images(data.eval_split), data.eval_split)
+            ctx.console.print(f"teacher: {s.teacher} (TinyDetector x{model.spec.width}), {data.eval_split} mAP50 "
+                              f"{scores['map50']:.4f}, mAP50-95 {scores['map50_95']:.4f}")
+            return {**scores, "split": data.eval_split, "arch": "tiny_detector", "source": f"file {s.teacher}",
+                    **spec_summary(model), "history": []}
         torch.manual_seed(s.seed)
         model = TinyDetector(DetectorSpec(len(data.classes), **TEACHER))
         x = ctx.images("train")
@@ -40,5 +48,6 @@ def run(ctx: DetectContext) -> dict[str, Any]:
         return {**scores, "split": data.eval_split, "arch": "tiny_detector", "source": "trained",
                 **spec_summary(model), "history": history}
 
-    return run_stage("teacher", VERSION, stage_params(s, "teacher"), {"data": identity}, ctx.out, body,
+    inputs = {"data": identity, **({"teacher_file": Path(s.teacher)} if s.teacher else {})}
+    return run_stage("teacher", VERSION, stage_params(s, "teacher"), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)

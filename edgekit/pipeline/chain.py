@@ -21,7 +21,12 @@ if TYPE_CHECKING:
 ORDER = ("teacher", "distill", "quantize", "export", "benchmark")
 
 
-def stage_functions() -> dict[str, Callable[[StageContext], dict[str, Any]]]:
+def stage_functions(task: str = "classify") -> dict[str, Callable[[Any], dict[str, Any]]]:
+    if task == "detect":
+        from edgekit.detect import stage_benchmark, stage_distill, stage_export, stage_quantize, stage_teacher
+
+        return {"teacher": stage_teacher.run, "distill": stage_distill.run, "quantize": stage_quantize.run,
+                "export": stage_export.run, "benchmark": stage_benchmark.run}
     from edgekit.stages import benchmark, distill, export, quantize, teacher
 
     return {"teacher": teacher.run, "distill": distill.run, "quantize": quantize.run, "export": export.run,
@@ -50,14 +55,31 @@ def quick_checks(settings: Settings, out: Path, stages: list[str]) -> None:
             from edgekit.device.measure import check_reachable
 
             check_reachable(parse_device(settings.device))
-    if settings.data is not None:
+    if settings.task == "detect":
+        from edgekit.detect.loading import quick_check_detection_data
+
+        quick_check_detection_data(settings.data, settings.images)
+    elif settings.data is not None:
         check_image_folder(Path(settings.data))
     if "teacher" in stages and settings.teacher is not None:
         check_teacher_file(Path(settings.teacher))
 
 
+def preflight_detect(ctx: Any, stages: list[str]) -> None:
+    """Detection: decoding the data validates every image and label file; a teacher file is read and matched."""
+    quick_checks(ctx.settings, ctx.out, stages)
+    data, _ = ctx.data()
+    if "teacher" in stages and ctx.settings.teacher is not None:
+        from edgekit.detect.user_teacher import load_user_detector
+
+        load_user_detector(Path(ctx.settings.teacher), len(data.classes))
+
+
 def preflight(ctx: StageContext, stages: list[str]) -> None:
     """Every check that needs no training: paths, data layout, target, architecture names, the teacher file."""
+    if ctx.settings.task == "detect":
+        preflight_detect(ctx, stages)
+        return
     from edgekit.models.builders import build_model, student_spec
     from edgekit.models.user_weights import check_teacher_outputs, load_user_teacher
 
@@ -75,7 +97,7 @@ def preflight(ctx: StageContext, stages: list[str]) -> None:
 
 def run_chain(ctx: StageContext, stages: list[str]) -> dict[str, dict[str, Any]]:
     preflight(ctx, stages)
-    functions = stage_functions()
+    functions = stage_functions(ctx.settings.task)
     records = {}
     for name in stages:
         records[name] = functions[name](ctx)

@@ -75,7 +75,7 @@ def _artifact_row(ctx: StageContext, art_dir: Path, row: dict[str, Any], entry: 
 
 
 def add_latencies(ctx: StageContext, rows: list[dict[str, Any]], calls: dict[str, Callable[[], object]],
-                  threads: int) -> None:
+                  threads: int, metric: str = "accuracy") -> None:
     """Time every artifact's single-image call together, interleaved (see bench/latency.py), into its row."""
     # a line, not a spinner: a spinner's refresh thread would share the cores being timed
     ctx.console.print(f"benchmark: timing {len(calls)} artifacts on the host, interleaved ({threads} threads)")
@@ -83,7 +83,7 @@ def add_latencies(ctx: StageContext, rows: list[dict[str, Any]], calls: dict[str
     for row in rows:
         if row["name"] in latencies:
             row["latency_ms"] = latencies[row["name"]]
-            ctx.console.print(f"benchmark: {row['name']}: accuracy {row['accuracy']:.4f}, agreement {row['agreement']:.4f}, "
+            ctx.console.print(f"benchmark: {row['name']}: {metric} {row['accuracy']:.4f}, agreement {row['agreement']:.4f}, "
                               f"p50 {row['latency_ms']['p50']:.3f} ms ({threads} threads)")
 
 
@@ -123,10 +123,41 @@ def build_measurements(ctx: StageContext, artifacts: list[dict[str, Any]], threa
         ],
         "teacher_to_student_params": student["teacher_to_student_params"],
         "artifacts": artifacts,
-        "stages": {name: {"seconds": rec["seconds"], "finished_at": rec["finished_at"]} for name, rec in records.items()},
-        "versions": library_versions(),
-        "settings": as_dict(ctx.settings),
+        **run_provenance(ctx, records),
     }
+
+
+def run_provenance(ctx: Any, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Stage timings, library versions and settings: the part of measurements.json every task shares."""
+    return {"stages": {name: {"seconds": rec["seconds"], "finished_at": rec["finished_at"]} for name, rec in records.items()},
+            "versions": library_versions(), "settings": as_dict(ctx.settings)}
+
+
+def save_measurements(folder: Path, measurements: dict[str, Any], teacher_graph: dict[str, Any] | None) -> dict[str, Any]:
+    """Write measurements.json (with the teacher's graph, for its point on the target) and the stage's summary."""
+    measurements["teacher"]["graph"] = teacher_graph
+    write_json_atomic(folder / MEASUREMENTS, measurements)
+    rows = measurements["artifacts"]
+    return {"artifacts": len(rows), "failed": sum(r["status"] != "ok" for r in rows)}
+
+
+MeasureOne = Callable[[dict[str, Any]], tuple[dict[str, Any], Callable[[], object]]]
+
+
+def measure_artifacts(ctx: Any, export_record: dict[str, Any], measure_one: MeasureOne, threads: int,
+                      metric: str = "accuracy") -> list[dict[str, Any]]:
+    """One row per exported file: failed exports as such, the others through ``measure_one`` (everything but
+    latency, and the call to time), then every file's latency timed together."""
+    rows, calls = [], {}
+    for row in export_record["result"]["artifacts"]:
+        base = {k: row[k] for k in ("name", "format", "precision")}
+        if row["status"] != "ok":
+            rows.append({**base, "status": "failed", "error": row.get("error", "")})
+            continue
+        measured, calls[row["name"]] = measure_one(base)
+        rows.append({**base, "status": "ok", **measured})
+    add_latencies(ctx, rows, calls, threads, metric)
+    return rows
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -143,20 +174,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
         x_t, y_t = ctx.eval_split()
         reference = reference_predictions(ctx.out)
         x, y = x_t.numpy(), y_t.numpy()
-        rows, calls = [], {}
-        for row in export_record["result"]["artifacts"]:
-            base = {k: row[k] for k in ("name", "format", "precision")}
-            if row["status"] != "ok":
-                rows.append({**base, "status": "failed", "error": row.get("error", "")})
-                continue
-            measured, calls[row["name"]] = _artifact_row(ctx, art_dir, base, preprocess["artifacts"][row["name"]],
-                                                         threads, x, y, reference)
-            rows.append({**base, "status": "ok", **measured})
-        add_latencies(ctx, rows, calls, threads)
-        measurements = build_measurements(ctx, rows, threads)
-        measurements["teacher"]["graph"] = teacher_graph(stage_dir(ctx.out, "teacher"), x_t[:1])
-        write_json_atomic(folder / MEASUREMENTS, measurements)
-        return {"artifacts": len(rows), "failed": sum(r["status"] != "ok" for r in rows)}
+        rows = measure_artifacts(ctx, export_record, lambda base: _artifact_row(
+            ctx, art_dir, base, preprocess["artifacts"][base["name"]], threads, x, y, reference), threads)
+        return save_measurements(folder, build_measurements(ctx, rows, threads),
+                                 teacher_graph(stage_dir(ctx.out, "teacher"), x_t[:1]))
 
     return run_stage("benchmark", VERSION, stage_params(s, "benchmark"), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)

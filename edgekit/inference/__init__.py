@@ -1,0 +1,1 @@
+"""Running an exported artifact on image files, as an app would: ``edgekit predict``."""

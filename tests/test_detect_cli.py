@@ -1,0 +1,118 @@
+"""`edgekit compress --task detect` end to end at tiny size, and `edgekit predict` on its files and on a
+classification run: the artifact contract, mAP per file in its own runtime, reports, and app-style output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import make_yolo_scenes, run_cli
+
+from edgekit.detect.scenes import CLASSES
+
+FILES = ("model_fp32.onnx", "model_int8.onnx", "model_fp32.tflite", "model_int8.tflite")
+CONFIG = "latency_runs = 5\nbatch_size = 16\n"
+
+
+@pytest.fixture(scope="module")
+def detect_run(tmp_path_factory: pytest.TempPathFactory, edgekit_script: Path) -> Path:
+    """The work folder; ``run/`` is a finished tiny detection compress (32 train images, 48 px, 1 epoch)."""
+    work = tmp_path_factory.mktemp("detect")
+    yaml = make_yolo_scenes(work / "data", {"train": 32, "val": 8, "test": 8})
+    (work / "edgekit.toml").write_text(CONFIG, encoding="utf-8")
+    args = ["compress", "--task", "detect", "--data", str(yaml), "--size", "48", "--epochs", "1", "--width", "0.25",
+            "--config", str(work / "edgekit.toml"), "--out", str(work / "run")]
+    result = run_cli(args, cwd=work, timeout=1200)
+    if result.returncode != 0:
+        pytest.fail(f"detection compress failed ({result.returncode})\nstdout:\n{result.stdout[-3000:]}\n"
+                    f"stderr:\n{result.stderr[-5000:]}", pytrace=False)
+    (work / "args.json").write_text(json.dumps(args), encoding="utf-8")
+    return work
+
+
+def _schema_errors(report: dict) -> list[str]:
+    import jsonschema
+
+    schema = json.loads(resources.files("edgekit.bench").joinpath("report.schema.json").read_text(encoding="utf-8"))
+    return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(report)]
+
+
+def test_detection_run_writes_the_artifact_contract(detect_run: Path) -> None:
+    run = detect_run / "run"
+    for name in FILES:
+        assert (run / "artifacts" / name).stat().st_size > 0, name
+    assert (run / "artifacts" / "labels.txt").read_text(encoding="utf-8").split() == list(CLASSES)
+    recipe = json.loads((run / "artifacts" / "preprocess.json").read_text(encoding="utf-8"))
+    det = recipe["detection"]
+    assert det["task"] == "detect" and det["strides"] == [8, 16] and det["outputs"] == ["scores", "boxes"]
+    assert set(recipe["artifacts"]) == set(FILES)
+    assert recipe["artifacts"]["model_int8.tflite"]["input_dtype"] == "int8"
+
+
+def test_detection_report_has_map_per_file_and_follows_the_schema(detect_run: Path) -> None:
+    report = json.loads((detect_run / "run" / "report.json").read_text(encoding="utf-8"))
+    assert _schema_errors(report) == []
+    assert report["task"] == "detect" and report["metric"]["key"] == "map50"
+    assert report["data"]["eval_split"] == "test", "metrics use the test split when the data has one"
+    for a in report["artifacts"]:
+        assert a["status"] == "ok", a
+        assert 0.0 <= a["map50_95"] <= a["map50"] <= 1.0 and a["accuracy"] == a["map50"]
+        assert 0.0 <= a["agreement"] <= 1.0
+        assert a["latency_ms"]["p50"] > 0 and a["target_estimate"]["ms"] > 0
+    markdown = (detect_run / "run" / "report.md").read_text(encoding="utf-8")
+    assert "mAP50" in markdown and "mAP50-95" in markdown
+    assert "mAP50" in (detect_run / "run" / "report.html").read_text(encoding="utf-8")
+
+
+def test_detection_rerun_is_up_to_date(detect_run: Path) -> None:
+    args = json.loads((detect_run / "args.json").read_text(encoding="utf-8"))
+    result = run_cli(args, cwd=detect_run, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for stage in ("teacher", "distill", "quantize", "export", "benchmark"):
+        assert f"{stage}: up to date" in result.stderr, result.stderr[-3000:]
+
+
+def test_predict_on_a_detection_run_gives_boxes_in_original_pixels(detect_run: Path, tmp_path: Path) -> None:
+    small = detect_run / "data" / "images" / "test" / "0.png"
+    wide = tmp_path / "wide.png"
+    Image.open(small).resize((160, 90)).save(wide)
+    out = tmp_path / "pred.json"
+    result = run_cli(["predict", str(detect_run / "run"), str(small), str(wide), "--json", str(out), "--score", "0.05",
+                      "--save-images", str(tmp_path / "drawn")], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    predictions = json.loads(out.read_text(encoding="utf-8"))
+    assert [Path(p["image"]).name for p in predictions] == ["0.png", "wide.png"]
+    for p, (w, h) in zip(predictions, ((64, 64), (160, 90))):
+        for d in p["detections"]:
+            assert d["class"] in CLASSES and 0.05 <= d["score"] <= 1.0
+            x0, y0, x1, y1 = d["box"]
+            assert 0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h
+    assert len(list((tmp_path / "drawn").glob("*.png"))) == 2
+
+
+def test_predict_reads_the_recipe_embedded_in_a_lone_tflite_file(detect_run: Path, tmp_path: Path) -> None:
+    lone = tmp_path / "model_int8.tflite"
+    shutil.copy(detect_run / "run" / "artifacts" / "model_int8.tflite", lone)
+    image = detect_run / "data" / "images" / "test" / "1.png"
+    beside = run_cli(["predict", str(detect_run / "run" / "artifacts" / "model_int8.tflite"), str(image)], cwd=tmp_path)
+    alone = run_cli(["predict", str(lone), str(image)], cwd=tmp_path)
+    assert beside.returncode == 0 and alone.returncode == 0, beside.stderr + alone.stderr
+    strip = lambda text: [p["detections"] for p in json.loads(text)]  # noqa: E731
+    assert strip(alone.stdout) == strip(beside.stdout)
+
+
+def test_predict_on_a_classification_run(e2e_run: Path, tmp_path: Path) -> None:
+    from conftest import write_png
+
+    write_png(tmp_path / "x.png", 3, size=40)
+    result = run_cli(["predict", str(e2e_run / "run"), str(tmp_path / "x.png"), "--top", "3"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (only,) = json.loads(result.stdout)
+    assert len(only["top"]) == 3
+    scores = [t["score"] for t in only["top"]]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
