@@ -161,3 +161,14 @@ def test_qat_prepared_tiny_detector_converts() -> None:
     pt2e.to_eval(prepared)
     scores, boxes = pt2e.convert(prepared)(torch.rand(1, 3, 96, 96))
     assert scores.shape == (1, 3, len(grid(96)[0])) and boxes.shape == (1, 4, len(grid(96)[0]))
+
+
+def test_quality_focal_loss_by_hand() -> None:
+    from edgekit.detect.losses import box_iou_pairs, quality_focal_loss
+
+    # sigmoid(0) = 0.5: against target 0.5 nothing to learn; against 1, BCE ln 2 scaled by (1 - 0.5)^2
+    assert float(quality_focal_loss(torch.zeros(1), torch.tensor([0.5]))) == pytest.approx(0.0, abs=1e-7)
+    assert float(quality_focal_loss(torch.zeros(2), torch.tensor([1.0, 0.0]))) == pytest.approx(2 * 0.25 * np.log(2))
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0]])
+    b = torch.tensor([[1.0, 0.0, 3.0, 2.0], [2.0, 2.0, 3.0, 3.0]])
+    assert box_iou_pairs(a, b).tolist() == pytest.approx([2 / 6, 0.0])

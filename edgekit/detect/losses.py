@@ -19,6 +19,15 @@ def ltrb_to_xyxy(ltrb: torch.Tensor, centres: torch.Tensor, strides: torch.Tenso
                         centres[..., 0] + d[..., 2], centres[..., 1] + d[..., 3]], -1)
 
 
+def box_iou_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of each box in ``a`` with the box at the same index in ``b`` (xyxy)."""
+    w = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
+    h = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
+    inter = w * h
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return inter / union.clamp(min=1e-9)
+
+
 @dataclass
 class DetectionTargets:
     cls: torch.Tensor        # [N, A, C]
@@ -28,17 +37,34 @@ class DetectionTargets:
     strides: torch.Tensor    # [A]
 
 
-def ground_truth_loss(out: dict, t: DetectionTargets) -> tuple[torch.Tensor, dict[str, float]]:
+def quality_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Quality focal loss (Li et al., Generalized Focal Loss, 2020): BCE against a soft target (the IoU of the
+    predicted box on positives, 0 elsewhere), scaled by |target - sigmoid|^2. Summed."""
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (bce * (target - torch.sigmoid(logits)).abs().pow(2)).sum()
+
+
+def ground_truth_loss(out: dict, t: DetectionTargets, quality: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+    """GIoU on positive locations, and for classes either the quality focal loss (``quality``: the score
+    learns the IoU of its own box, so boxes rank by how well they fit) or the plain sigmoid focal loss."""
     n_pos = max(1.0, float(t.positive.sum()))
-    cls = sigmoid_focal_loss(out["logits"], t.cls, reduction="sum") / n_pos
+    cls_target = t.cls
     if t.positive.any():
         pred = ltrb_to_xyxy(out["boxes"][t.positive], t.centres.expand(len(t.positive), -1, -1)[t.positive],
                             t.strides.expand(len(t.positive), -1)[t.positive])
         goal = ltrb_to_xyxy(t.box[t.positive], t.centres.expand(len(t.positive), -1, -1)[t.positive],
                             t.strides.expand(len(t.positive), -1)[t.positive])
         box = generalized_box_iou_loss(pred, goal, reduction="mean")
+        if quality:
+            iou = box_iou_pairs(pred.detach(), goal).clamp(min=0.0)
+            cls_target = t.cls.clone()
+            cls_target[t.positive] = t.cls[t.positive] * iou[:, None]
     else:
         box = out["boxes"].sum() * 0.0
+    if quality:
+        cls = quality_focal_loss(out["logits"], cls_target) / n_pos
+    else:
+        cls = sigmoid_focal_loss(out["logits"], cls_target, reduction="sum") / n_pos
     total = cls + 2.0 * box
     return total, {"cls": float(cls.detach()), "box": float(box.detach())}
 
@@ -47,7 +73,8 @@ class DetectionKD(nn.Module):
     """Ground truth + class-score KD at temperature T + box imitation + neck feature imitation.
 
     - score KD: binary KL between teacher and student sigmoid scores at temperature T, scaled by T²,
-      averaged over locations and classes (every location teaches, background included);
+      summed over locations and classes (every location teaches, background included) and divided by
+      the number of positive locations, like the ground-truth class loss;
     - box imitation: L1 between student and teacher box distances where the teacher is confident
       (max score >= ``confident``);
     - feature imitation: MSE between a learned 1x1 adapter of each student neck map and the teacher's.
@@ -56,8 +83,10 @@ class DetectionKD(nn.Module):
     """
 
     def __init__(self, student_channels: int, teacher_channels: int, temperature: float = 2.0,
-                 weights: dict[str, float] | None = None, confident: float = 0.5, gt_weight: float = 1.0) -> None:
+                 weights: dict[str, float] | None = None, confident: float = 0.5, gt_weight: float = 1.0,
+                 quality: bool = True) -> None:
         super().__init__()
+        self.quality = quality
         self.temperature = temperature
         self.gt_weight = gt_weight
         self.weights = {"score_kd": 1.0, "box_imitation": 1.0, "feature": 1.0, **(weights or {})}
@@ -66,17 +95,20 @@ class DetectionKD(nn.Module):
 
     def forward(self, student: dict, teacher: dict | None, targets: DetectionTargets
                 ) -> tuple[torch.Tensor, dict[str, float]]:
-        gt, parts = ground_truth_loss(student, targets)
+        gt, parts = ground_truth_loss(student, targets, self.quality)
         if teacher is None:
             return gt, parts
         total = self.gt_weight * gt
         t = self.temperature
-        p_t = torch.sigmoid(teacher["logits"].detach() / t)
+        t_logits = teacher["logits"].detach() / t
+        p_t = torch.sigmoid(t_logits)
+        log_t, log_not_t = nn.functional.logsigmoid(t_logits), nn.functional.logsigmoid(-t_logits)  # exact, no eps
         log_s = nn.functional.logsigmoid(student["logits"] / t)
         log_not_s = nn.functional.logsigmoid(-student["logits"] / t)
-        eps = 1e-6
-        kl = p_t * (torch.log(p_t + eps) - log_s) + (1 - p_t) * (torch.log(1 - p_t + eps) - log_not_s)
-        score_kd = kl.mean() * t * t
+        kl = p_t * (log_t - log_s) + (1 - p_t) * (log_not_t - log_not_s)
+        # summed over locations and classes and divided by the positives, as the ground-truth class loss is:
+        # a mean over every location let background dilute it to ~1/30 of the other terms
+        score_kd = kl.sum() / max(1.0, float(targets.positive.sum())) * t * t
         confident = torch.sigmoid(teacher["logits"].detach()).max(-1).values >= self.confident
         if confident.any():
             box_imitation = nn.functional.l1_loss(student["boxes"][confident], teacher["boxes"].detach()[confident])

@@ -38,8 +38,31 @@ def train_detector(model: torch.nn.Module, x: torch.Tensor, boxes: list[np.ndarr
                    teacher: torch.nn.Module | None = None, extra_params: list[torch.nn.Parameter] | None = None,
                    forward: Callable[[torch.nn.Module, torch.Tensor], dict] | None = None) -> list[dict[str, float]]:
     """Returns the mean loss terms per epoch. ``forward`` maps (model, images) to the loss's input dict
-    (the training outputs of a TinyDetector by default; a prepared QAT graph passes its own)."""
+    (the training outputs of a TinyDetector by default; a prepared QAT graph passes its own).
+
+    Plain modules train in channels-last layout: PyTorch's CPU depthwise and 1x1 convolutions ran a training
+    step about 30 % faster that way (measured on a batch of 32 at 96 px); the weights go back to the
+    default layout afterwards."""
+    plain = forward is None
     forward = forward or (lambda m, xb: m.forward_train(xb))
+    layout = torch.channels_last if plain else torch.contiguous_format
+    for m in (model, teacher):
+        if plain and m is not None:
+            m.to(memory_format=torch.channels_last)
+    try:
+        return _train(model, x, boxes, labels, num_classes=num_classes, loss_fn=loss_fn, epochs=epochs, lr=lr,
+                      batch_size=batch_size, seed=seed, stage=stage, teacher=teacher, extra_params=extra_params,
+                      forward=forward, layout=layout)
+    finally:
+        for m in (model, teacher):
+            if plain and m is not None:
+                m.to(memory_format=torch.contiguous_format)
+
+
+def _train(model: torch.nn.Module, x: torch.Tensor, boxes: list[np.ndarray], labels: list[np.ndarray], *,
+           num_classes: int, loss_fn: LossFn, epochs: int, lr: float, batch_size: int, seed: int, stage: str,
+           teacher: torch.nn.Module | None, extra_params: list[torch.nn.Parameter] | None,
+           forward: Callable[[torch.nn.Module, torch.Tensor], dict], layout: torch.memory_format) -> list[dict[str, float]]:
     size = x.shape[-1]
     params = [p for p in model.parameters() if p.requires_grad] + list(extra_params or [])
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
@@ -57,6 +80,7 @@ def train_detector(model: torch.nn.Module, x: torch.Tensor, boxes: list[np.ndarr
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 flip = torch.rand(len(idx), generator=generator) < 0.5
                 xb, bb = _flip(x[idx], [boxes[i] for i in idx.tolist()], flip, size)
+                xb = xb.contiguous(memory_format=layout)
                 targets = targets_for(bb, [labels[i] for i in idx.tolist()], size, num_classes)
                 teacher_out = None
                 if teacher is not None:
