@@ -29,6 +29,7 @@ from edgekit.models.stage_models import load_prepared_module
 from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.quantize import pt2e
+from edgekit.quantize.converted_cache import converted_graph
 
 VERSION = "1"
 ARTIFACTS = (("model_fp32.onnx", "onnx", "fp32"), ("model_int8.onnx", "onnx", "int8"),
@@ -85,8 +86,8 @@ def run(ctx: DetectContext) -> dict[str, Any]:
 
     def body(folder: Path) -> dict[str, Any]:
         fp32 = load_detector(distill_dir)
-        prepared = load_prepared_module(load_detector(distill_dir), quantize_dir, s.size)
-        int8 = pt2e.convert(prepared)
+        int8 = converted_graph(quantize_dir, lambda: pt2e.convert(
+            load_prepared_module(load_detector(distill_dir), quantize_dir, s.size)))
         models = {"fp32": fp32, "int8": int8, "int8_folded": pt2e.fold_weights(int8)}
         x_eval = ctx.images(data.eval_split)
         example = x_eval[:1]

@@ -22,6 +22,7 @@ from edgekit.models.checkpoint import WEIGHTS
 from edgekit.pipeline.atomic import write_json_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.quantize import pt2e
+from edgekit.quantize.converted_cache import remember
 
 VERSION = "2"  # 2: saves the INT8 graph's eval outputs
 SCORE_EPS = 1e-4
@@ -61,7 +62,9 @@ def run(ctx: DetectContext) -> dict[str, Any]:
                     prepared(x[i:i + s.batch_size])
         save_file({k: v.detach().contiguous().clone() for k, v in prepared.state_dict().items()}, str(folder / WEIGHTS))
         write_json_atomic(folder / "model.json", {"method": s.quant_method})
-        raw = raw_outputs(pt2e.convert(prepared), ctx.images(data.eval_split))
+        int8 = pt2e.convert(prepared)
+        remember(folder, int8)
+        raw = raw_outputs(int8, ctx.images(data.eval_split))
         save_eval_outputs(folder, *raw)
         scores = map_from_raw(data, data.eval_split, *raw)
         ctx.console.print(f"quantize: {s.quant_method.upper()} INT8 (PyTorch) {data.eval_split} mAP50 {scores['map50']:.4f}, "

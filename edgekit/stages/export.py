@@ -24,6 +24,7 @@ from edgekit.models.stage_models import load_prepared, load_student
 from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.quantize import pt2e
+from edgekit.quantize.converted_cache import converted_graph
 from edgekit.stages.common import StageContext
 
 VERSION = "1"
@@ -51,8 +52,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
     def body(folder: Path) -> dict[str, Any]:
         spec, classes = ctx.spec, ctx.data.classes
-        prepared = load_prepared(stage_dir(ctx.out, "distill"), stage_dir(ctx.out, "quantize"), s.size)
-        int8 = pt2e.convert(prepared)
+        int8 = converted_graph(stage_dir(ctx.out, "quantize"), lambda: pt2e.convert(
+            load_prepared(stage_dir(ctx.out, "distill"), stage_dir(ctx.out, "quantize"), s.size)))
         models = {"fp32": load_student(stage_dir(ctx.out, "distill")), "int8": int8,
                   "int8_folded": pt2e.fold_weights(int8)}
         reference = reference_predictions(ctx.out)

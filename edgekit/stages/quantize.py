@@ -17,6 +17,7 @@ from edgekit.models.stage_models import load_student, load_teacher
 from edgekit.pipeline.atomic import write_json_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.quantize import pt2e
+from edgekit.quantize.converted_cache import remember
 from edgekit.stages.common import StageContext
 
 VERSION = "1"
@@ -63,6 +64,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         write_json_atomic(folder / "model.json", {"method": s.quant_method})
         x_eval, y_eval = ctx.eval_split()
         int8 = pt2e.convert(prepared)
+        remember(folder, int8)
         logits = predict(int8, x_eval)
         save_logits(folder, logits)
         acc = accuracy(logits, y_eval)
