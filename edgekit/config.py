@@ -76,7 +76,8 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
 
 # Detection stages read these (classification's fingerprints stay as they were).
 DETECT_STAGE_KEYS: dict[str, tuple[str, ...]] = {
-    "teacher": ("task", "data", "images", "size", "seed", "batch_size", "teacher_epochs", "teacher_lr"),
+    "teacher": ("task", "data", "images", "size", "seed", "batch_size", "teacher", "teacher_arch", "teacher_epochs",
+                "teacher_lr"),
     "distill": ("task", "data", "images", "size", "seed", "batch_size", "width", "temperature", "alpha",
                 "distill_epochs", "distill_lr"),
     "quantize": ("task", "data", "images", "size", "seed", "batch_size", "temperature", "alpha", "quant_method",
@@ -87,7 +88,7 @@ DETECT_STAGE_KEYS: dict[str, tuple[str, ...]] = {
 # Defaults that differ for detection; a value from a config file or a flag still wins.
 # Batch 16 and AdamW at 0.02 (one-cycle): a scratch x0.35 student on the built-in scenes reached mAP50 0.86 in
 # 10 epochs, against 0.26 in 6 epochs at batch 32 and 0.004 (benchmarks/results/detect_scenes.md).
-DETECT_DEFAULTS: dict[str, Any] = {"size": 96, "batch_size": 16, "teacher_epochs": 15, "teacher_lr": 0.02,
+DETECT_DEFAULTS: dict[str, Any] = {"size": 96, "batch_size": 16, "teacher_epochs": 12, "teacher_lr": 0.02,
                                    "distill_epochs": 10, "distill_lr": 0.02, "qat_epochs": 1, "qat_lr": 0.002,
                                    "temperature": 2.0, "alpha": 0.5}
 

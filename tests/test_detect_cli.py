@@ -116,3 +116,24 @@ def test_predict_on_a_classification_run(e2e_run: Path, tmp_path: Path) -> None:
     assert len(only["top"]) == 3
     scores = [t["score"] for t in only["top"]]
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
+
+
+def test_torchvision_fcos_teacher_from_a_weights_file(detect_run: Path, tmp_path: Path) -> None:
+    """A torchvision FCOS state dict teaches the TinyDetector: teacher and distill stages run, and the
+    distillation terms (score, box, feature imitation through 1x1 adapters to FCOS's 256 channels) are logged."""
+    import torch
+    from torchvision.models.detection import fcos_resnet50_fpn
+
+    weights = tmp_path / "fcos.pth"
+    torch.manual_seed(0)
+    torch.save(fcos_resnet50_fpn(weights=None, weights_backbone=None, num_classes=len(CLASSES)).state_dict(), weights)
+    common = ["--task", "detect", "--data", str(detect_run / "data" / "data.yaml"), "--size", "48", "--epochs", "1",
+              "--width", "0.25", "--config", str(detect_run / "edgekit.toml"), "--teacher", str(weights),
+              "--teacher-arch", "fcos_resnet50_fpn", "--out", str(tmp_path / "run")]
+    for command in ("teacher", "distill"):
+        result = run_cli([command, *common], cwd=tmp_path, timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+    teacher = json.loads((tmp_path / "run" / "teacher" / "stage.json").read_text(encoding="utf-8"))["result"]
+    assert teacher["arch"] == "torchvision fcos_resnet50_fpn" and teacher["source"].startswith("file ")
+    history = json.loads((tmp_path / "run" / "distill" / "stage.json").read_text(encoding="utf-8"))["result"]["history"]
+    assert {"score_kd", "box_imitation", "feature"} <= set(history[0])

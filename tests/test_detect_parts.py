@@ -172,3 +172,28 @@ def test_quality_focal_loss_by_hand() -> None:
     a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0]])
     b = torch.tensor([[1.0, 0.0, 3.0, 2.0], [2.0, 2.0, 3.0, 3.0]])
     assert box_iou_pairs(a, b).tolist() == pytest.approx([2 / 6, 0.0])
+
+
+def test_fcos_teacher_boxes_match_torchvision_decoding() -> None:
+    """The FCOS adapter's boxes, decoded on TinyDetector's grid, are torchvision's own decoded boxes."""
+    from torchvision.models.detection.image_list import ImageList
+
+    from edgekit.detect.torchvision_teacher import FCOSSpec, FCOSTeacher
+
+    torch.manual_seed(0)
+    teacher = FCOSTeacher(FCOSSpec(3)).eval()
+    with torch.no_grad():  # distances of a few strides, as a trained FCOS predicts (random init gives ~0)
+        teacher.fcos.head.regression_head.bbox_reg.bias.fill_(2.0)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        out = teacher.forward_train(x)
+        levels = out["features"]
+        reg, _ = teacher.fcos.head.regression_head(levels)
+        every_level = list(teacher.fcos.backbone((x - teacher.mean) / teacher.std).values())
+        anchors = teacher.fcos.anchor_generator(ImageList(x, [(64, 64)]), every_level)[0][:reg.shape[1]]
+        theirs = teacher.fcos.box_coder.decode(reg[0], anchors)
+    centres, strides = grid(64)
+    ours = ltrb_to_xyxy(out["boxes"][0], centres, strides)
+    unclipped = (reg[0][:, 2:] >= 0.5).all(1)  # where right/bottom stay >= 0 after the half-stride shift
+    assert unclipped.any()
+    assert torch.allclose(ours[unclipped], theirs[unclipped], atol=1e-3)

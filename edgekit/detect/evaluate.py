@@ -11,6 +11,7 @@ import torch
 from edgekit.detect.data import DetectionData
 from edgekit.detect.metrics import coco_map
 from edgekit.detect.tiny_detector import DetectorSpec, TinyDetector
+from edgekit.detect.torchvision_teacher import FCOSSpec, FCOSTeacher
 from edgekit.detect.train import detections, predict_raw
 from edgekit.models.checkpoint import load_state, read_spec, save_weights
 
@@ -20,7 +21,7 @@ EVAL_OUTPUTS = "eval_outputs.safetensors"
 
 def raw_outputs(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Scores [N, A, C] and box distances [N, A, 4] in eval mode (the model's own mode restored)."""
-    plain = isinstance(model, TinyDetector)  # an exported PT2E graph has no train()/eval()
+    plain = isinstance(model, (TinyDetector, FCOSTeacher))  # an exported PT2E graph has no train()/eval()
     was_training = model.training
     if plain:
         model.eval()
@@ -55,16 +56,24 @@ def load_eval_outputs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     return tensors["scores"], tensors["boxes"]
 
 
-def save_detector(model: TinyDetector, folder: Path) -> None:
-    save_weights(model, folder, {"kind": "tiny_detector", **model.spec.as_dict()})
+def save_detector(model: TinyDetector | FCOSTeacher, folder: Path) -> None:
+    kind = "torchvision_fcos" if isinstance(model, FCOSTeacher) else "tiny_detector"
+    save_weights(model, folder, {"kind": kind, **model.spec.as_dict()})
 
 
-def load_detector(folder: Path) -> TinyDetector:
+def load_detector(folder: Path) -> TinyDetector | FCOSTeacher:
     spec = read_spec(folder)
-    model = TinyDetector(DetectorSpec(**{k: v for k, v in spec.items() if k != "kind"}))
+    fields = {k: v for k, v in spec.items() if k != "kind"}
+    model = FCOSTeacher(FCOSSpec(**fields)) if spec["kind"] == "torchvision_fcos" else TinyDetector(DetectorSpec(**fields))
     model.load_state_dict(load_state(folder))
     return model.eval()
 
 
-def spec_summary(model: TinyDetector) -> dict[str, Any]:
+def describe(model: TinyDetector | FCOSTeacher) -> str:
+    if isinstance(model, FCOSTeacher):
+        return f"torchvision {model.spec.arch}"
+    return f"TinyDetector x{model.spec.width}"
+
+
+def spec_summary(model: TinyDetector | FCOSTeacher) -> dict[str, Any]:
     return {**model.spec.as_dict(), "params": sum(p.numel() for p in model.parameters())}

@@ -70,10 +70,13 @@ def _teacher_graph(teacher_dir: Path, example: np.ndarray) -> dict[str, Any] | N
 
     from edgekit.export.onnx_format import export_onnx
 
-    with tempfile.TemporaryDirectory() as tmp:
-        export_onnx(load_detector(teacher_dir), torch.as_tensor(example), Path(tmp) / "teacher.onnx", {},
-                    output_names=list(OUTPUTS))
-        return summarize(graph_ops(Path(tmp) / "teacher.onnx"))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            export_onnx(load_detector(teacher_dir), torch.as_tensor(example), Path(tmp) / "teacher.onnx", {},
+                        output_names=list(OUTPUTS))
+            return summarize(graph_ops(Path(tmp) / "teacher.onnx"))
+    except Exception:  # noqa: BLE001 - a teacher the exporter cannot take only loses its point in the plot
+        return None
 
 
 def _measurements(ctx: DetectContext, rows: list[dict[str, Any]], threads: int) -> dict[str, Any]:
@@ -86,7 +89,7 @@ def _measurements(ctx: DetectContext, rows: list[dict[str, Any]], threads: int) 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": {**host_info(), "threads": threads},
         "data": {"source": data.source, "classes": data.classes, "eval_split": data.eval_split, "counts": data.counts()},
-        "teacher": {"arch": f"tiny_detector x{teacher['width']}", "source": teacher["source"], "params": teacher["params"],
+        "teacher": {"arch": teacher["arch"], "source": teacher["source"], "params": teacher["params"],
                     **pick(teacher)},
         "students": [
             {"name": "student_fp32", "arch": "tiny_detector", "width": student["width"], "params": student["params"],

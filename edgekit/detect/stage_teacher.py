@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from edgekit.config import stage_params
-from edgekit.detect.evaluate import map_of, save_detector, spec_summary
+from edgekit.detect.evaluate import describe, map_of, save_detector, spec_summary
 from edgekit.detect.losses import DetectionKD
 from edgekit.detect.stage_context import DetectContext
 from edgekit.detect.tiny_detector import DetectorSpec, TinyDetector
@@ -16,7 +16,7 @@ from edgekit.detect.user_teacher import TEACHER, load_user_detector
 from edgekit.detect.train import train_detector
 from edgekit.pipeline.runner import run_stage
 
-VERSION = "2"  # 2: a user's teacher file
+VERSION = "3"  # 2: a user's teacher file; 3: torchvision FCOS teachers
 
 
 def run(ctx: DetectContext) -> dict[str, Any]:
@@ -25,12 +25,12 @@ def run(ctx: DetectContext) -> dict[str, Any]:
 
     def body(folder: Path) -> dict[str, Any]:
         if s.teacher is not None:
-            model = load_user_detector(Path(s.teacher), len(data.classes))
+            model = load_user_detector(Path(s.teacher), len(data.classes), s.teacher_arch)
             save_detector(model, folder)
             scores = map_of(model, data, ctx.images(data.eval_split), data.eval_split)
-            ctx.console.print(f"teacher: {s.teacher} (TinyDetector x{model.spec.width}), {data.eval_split} mAP50 "
+            ctx.console.print(f"teacher: {s.teacher} ({describe(model)}), {data.eval_split} mAP50 "
                               f"{scores['map50']:.4f}, mAP50-95 {scores['map50_95']:.4f}")
-            return {**scores, "split": data.eval_split, "arch": "tiny_detector", "source": f"file {s.teacher}",
+            return {**scores, "split": data.eval_split, "arch": describe(model), "source": f"file {s.teacher}",
                     **spec_summary(model), "history": []}
         torch.manual_seed(s.seed)
         model = TinyDetector(DetectorSpec(len(data.classes), **TEACHER))
@@ -45,7 +45,7 @@ def run(ctx: DetectContext) -> dict[str, Any]:
         scores = map_of(model, data, ctx.images(data.eval_split), data.eval_split)
         ctx.console.print(f"teacher: TinyDetector x{TEACHER['width']}, {data.eval_split} mAP50 {scores['map50']:.4f}, "
                           f"mAP50-95 {scores['map50_95']:.4f}")
-        return {**scores, "split": data.eval_split, "arch": "tiny_detector", "source": "trained",
+        return {**scores, "split": data.eval_split, "arch": describe(model), "source": "trained",
                 **spec_summary(model), "history": history}
 
     inputs = {"data": identity, **({"teacher_file": Path(s.teacher)} if s.teacher else {})}

@@ -1,8 +1,11 @@
-"""A detection teacher a user hands us: a TinyDetector state dict (safetensors or a weights-only .pt/.pth).
+"""A detection teacher a user hands us (safetensors or a weights-only .pt/.pth state dict):
 
-The architecture comes from a ``model.json`` beside the file (what edgekit's own teacher stage writes) or,
-without one, is the built-in teacher's (width 1.0, neck 96, head depth 3). The weights are matched strictly,
-so a checkpoint of another architecture or class count fails with the mismatch named.
+- a TinyDetector: its shape comes from a ``model.json`` beside the file (what edgekit's own teacher stage
+  writes) or, without one, is the built-in teacher's (width 1.0, neck 96, head depth 3);
+- torchvision's FCOS (``--teacher-arch fcos_resnet50_fpn``), the torchvision detector whose heads match
+  TinyDetector's (detect/torchvision_teacher.py); other torchvision detectors are refused with the reason.
+The weights are matched strictly, so a checkpoint of another architecture or class count fails with the
+mismatch named.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ import json
 from pathlib import Path
 
 from edgekit.detect.tiny_detector import DetectorSpec, TinyDetector
+from edgekit.detect.teacher_archs import FCOS_ARCHS
+from edgekit.detect.torchvision_teacher import FCOSSpec, FCOSTeacher
 from edgekit.errors import EdgekitError
 from edgekit.models.user_weights import fit_state_dict, read_state_dict
 
 TEACHER = {"width": 1.0, "neck": 96, "head_depth": 3}
-
-
 def teacher_spec(path: Path, num_classes: int) -> DetectorSpec:
     sidecar = Path(path).parent / "model.json"
     spec = dict(TEACHER)
@@ -30,7 +33,11 @@ def teacher_spec(path: Path, num_classes: int) -> DetectorSpec:
     return DetectorSpec(num_classes, **spec)
 
 
-def load_user_detector(path: Path, num_classes: int) -> TinyDetector:
+def load_user_detector(path: Path, num_classes: int, arch: str = "") -> TinyDetector | FCOSTeacher:
+    if arch in FCOS_ARCHS:
+        fcos = FCOSTeacher(FCOSSpec(num_classes, arch))
+        fit_state_dict(fcos.fcos, read_state_dict(path), path, f"{arch} ({num_classes} classes)")
+        return fcos.eval()
     if Path(path).suffix == ".pt2":
         raise EdgekitError(f"teacher file {path} is an ExportedProgram; a detection teacher must be a TinyDetector "
                            "state dict", "pass its .safetensors (or a weights-only .pt) with model.json beside it")

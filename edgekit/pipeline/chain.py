@@ -59,6 +59,10 @@ def quick_checks(settings: Settings, out: Path, stages: list[str]) -> None:
         from edgekit.detect.loading import quick_check_detection_data
 
         quick_check_detection_data(settings.data, settings.images)
+        if "teacher" in stages:
+            from edgekit.detect.teacher_archs import check_detection_teacher_arch
+
+            check_detection_teacher_arch(settings.teacher_arch, settings.teacher)
     elif settings.data is not None:
         check_image_folder(Path(settings.data))
     if "teacher" in stages and settings.teacher is not None:
@@ -72,7 +76,7 @@ def preflight_detect(ctx: Any, stages: list[str]) -> None:
     if "teacher" in stages and ctx.settings.teacher is not None:
         from edgekit.detect.user_teacher import load_user_detector
 
-        load_user_detector(Path(ctx.settings.teacher), len(data.classes))
+        load_user_detector(Path(ctx.settings.teacher), len(data.classes), ctx.settings.teacher_arch)
 
 
 def preflight(ctx: StageContext, stages: list[str]) -> None:
