@@ -30,8 +30,8 @@ def run(ctx: DetectContext) -> dict[str, Any]:
             scores = map_of(model, data, ctx.images(data.eval_split), data.eval_split)
             ctx.console.print(f"teacher: {s.teacher} ({describe(model)}), {data.eval_split} mAP50 "
                               f"{scores['map50']:.4f}, mAP50-95 {scores['map50_95']:.4f}")
-            return {**scores, "split": data.eval_split, "arch": describe(model), "source": f"file {s.teacher}",
-                    **spec_summary(model), "history": []}
+            return {**spec_summary(model), **scores, "split": data.eval_split, "arch": describe(model),
+                    "source": f"file {s.teacher}", "history": []}
         torch.manual_seed(s.seed)
         model = TinyDetector(DetectorSpec(len(data.classes), **TEACHER))
         x = ctx.images("train")
@@ -45,8 +45,8 @@ def run(ctx: DetectContext) -> dict[str, Any]:
         scores = map_of(model, data, ctx.images(data.eval_split), data.eval_split)
         ctx.console.print(f"teacher: TinyDetector x{TEACHER['width']}, {data.eval_split} mAP50 {scores['map50']:.4f}, "
                           f"mAP50-95 {scores['map50_95']:.4f}")
-        return {**scores, "split": data.eval_split, "arch": describe(model), "source": "trained",
-                **spec_summary(model), "history": history}
+        return {**spec_summary(model), **scores, "split": data.eval_split, "arch": describe(model), "source": "trained",
+                "history": history}
 
     inputs = {"data": identity, **({"teacher_file": Path(s.teacher)} if s.teacher else {})}
     return run_stage("teacher", VERSION, stage_params(s, "teacher"), inputs, ctx.out, body,
