@@ -197,3 +197,25 @@ def test_fcos_teacher_boxes_match_torchvision_decoding() -> None:
     unclipped = (reg[0][:, 2:] >= 0.5).all(1)  # where right/bottom stay >= 0 after the half-stride shift
     assert unclipped.any()
     assert torch.allclose(ours[unclipped], theirs[unclipped], atol=1e-3)
+
+
+def test_decode_matches_nms_per_class_then_best_100() -> None:
+    """The single-pass decoder gives exactly what NMS per class followed by the best 100 gives."""
+    rng = np.random.default_rng(3)
+    size, strides = 64, [8, 16]
+    a = sum((-(-size // s)) ** 2 for s in strides)
+    scores = rng.random((a, 20)).astype(np.float32)
+    ltrb = rng.random((a, 4)).astype(np.float32) * 3
+    centres, s = grid_np(size, strides)
+    d = ltrb * s[:, None]
+    boxes = np.clip(np.stack([centres[:, 0] - d[:, 0], centres[:, 1] - d[:, 1], centres[:, 0] + d[:, 2],
+                              centres[:, 1] + d[:, 3]], 1), 0, size)
+    expected = []
+    for label in range(scores.shape[1]):
+        keep = scores[:, label] >= 0.001
+        for i in nms(boxes[keep], scores[keep, label], 0.5):
+            expected.append((float(scores[keep, label][i]), label))
+    expected = sorted(expected, key=lambda e: -e[0])[:100]
+    got = decode(scores, ltrb, size, strides, 0.001, 0.5)
+    assert [(d["score"], d["label"]) for d in got] == expected
+    assert len(got) == 100

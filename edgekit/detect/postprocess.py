@@ -45,18 +45,37 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 def decode(scores: np.ndarray, ltrb: np.ndarray, size: int, strides: list[int], score_threshold: float = DEFAULT_SCORE,
            iou: float = DEFAULT_IOU, max_detections: int = MAX_DETECTIONS) -> list[dict[str, Any]]:
     """One image's outputs ([A, C] scores, [A, 4] distances in stride units) -> detections in input pixels,
-    class-wise NMS, best first: ``{"label": int, "score": float, "box": [x0, y0, x1, y1]}``."""
+    class-wise NMS, best first: ``{"label": int, "score": float, "box": [x0, y0, x1, y1]}``.
+
+    Class-wise NMS runs as one greedy pass over every (location, class) candidate in descending score, boxes
+    of different classes kept apart by a per-class offset, and stops at ``max_detections`` kept: the same
+    result as NMS per class followed by the best ``max_detections``, but an untrained 80-class model at the
+    mAP threshold (0.001) no longer runs a Python loop over tens of thousands of candidates."""
     centres, s = grid_np(size, strides)
     d = ltrb * s[:, None]
     boxes = np.stack([centres[:, 0] - d[:, 0], centres[:, 1] - d[:, 1], centres[:, 0] + d[:, 2], centres[:, 1] + d[:, 3]], 1)
     boxes = np.clip(boxes, 0, size)
+    loc, label = np.nonzero(scores >= score_threshold)
+    if loc.size == 0:
+        return []
+    sc = scores[loc, label]
+    order = np.argsort(-sc, kind="stable")
+    loc, label, sc = loc[order], label[order], sc[order]
+    cand = boxes[loc] + (label * (2.0 * size + 1.0))[:, None]  # classes never overlap
+    area = (cand[:, 2] - cand[:, 0]) * (cand[:, 3] - cand[:, 1])
+    alive = np.ones(len(sc), dtype=bool)
     out = []
-    for label in range(scores.shape[1]):
-        mask = scores[:, label] >= score_threshold
-        if not mask.any():
+    for i in range(len(sc)):
+        if not alive[i]:
             continue
-        b, sc = boxes[mask], scores[mask, label]
-        for i in nms(b, sc, iou):
-            out.append({"label": label, "score": float(sc[i]), "box": [float(v) for v in b[i]]})
-    out.sort(key=lambda d: -d["score"])
-    return out[:max_detections]
+        out.append({"label": int(label[i]), "score": float(sc[i]), "box": [float(v) for v in boxes[loc[i]]]})
+        if len(out) == max_detections:
+            break
+        rest = np.nonzero(alive[i + 1:])[0] + i + 1
+        xx0 = np.maximum(cand[i, 0], cand[rest, 0])
+        yy0 = np.maximum(cand[i, 1], cand[rest, 1])
+        xx1 = np.minimum(cand[i, 2], cand[rest, 2])
+        yy1 = np.minimum(cand[i, 3], cand[rest, 3])
+        inter = np.clip(xx1 - xx0, 0, None) * np.clip(yy1 - yy0, 0, None)
+        alive[rest[inter / (area[i] + area[rest] - inter + 1e-9) > iou]] = False
+    return out
