@@ -41,7 +41,8 @@ def main() -> int:
     for name in rounds[0]:
         runs = [r[name] for r in rounds]
         row = {"artifact": name, "threads": runs[0]["threads"], "runs": [r["runs"] for r in runs],
-               "noise_pct": [r.get("noise_pct") for r in runs]}
+               "noise_pct": [r.get("noise_pct") for r in runs], "rounds": [r.get("rounds") for r in runs],
+               "quiet_rounds": [r.get("quiet_rounds") for r in runs], "settled": [r.get("settled") for r in runs]}
         for q in ("p50", "p90"):
             row[q] = [r[q] for r in runs]
             row[f"{q}_spread"] = round(max(row[q]) / min(row[q]) - 1, 4)
@@ -56,13 +57,16 @@ def main() -> int:
              f"Command: `{result['command']}`  ", f"Date: {result['date']}  ",
              f"Host: {result['host']['cpu']}, {result['host']['cores']} cores", "",
              f"Statistic per run: {result['statistic']}.", "",
-             "| Artifact | Threads | p50 ms per run | spread | p90 ms per run | spread | host noise % per run |",
-             "|---|---|---|---|---|---|---|"]
+             "| Artifact | Threads | p50 ms per run | spread | p90 ms per run | spread | host noise % per run | quiet / all rounds per run |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['artifact']} | {r['threads']} | {', '.join(f'{v:.4f}' for v in r['p50'])} | "
                      f"{100 * r['p50_spread']:.1f} % | {', '.join(f'{v:.4f}' for v in r['p90'])} | {100 * r['p90_spread']:.1f} % | "
-                     f"{', '.join(str(v) for v in r['noise_pct'])} |")
-    lines += ["", "Host noise: how far the median timing round's p50 lay above the quietest round's (edgekit/bench/latency.py).",
+                     f"{', '.join(str(v) for v in r['noise_pct'])} | "
+                     f"{', '.join(f'{q}/{n}' + ('' if ok else ' (busy)') for q, n, ok in zip(r['quiet_rounds'], r['rounds'], r['settled']))} |")
+    lines += ["", "Host noise: how far the median timing round's p50 lay above the quiet rounds' (edgekit/bench/latency.py). "
+              "Quiet rounds: those whose percentile lay within 5 % of the quietest; \"busy\" marks a run that hit the "
+              "timing cap with fewer than 5.",
               "", f"Every p50 and p90 within 10 % over all {args.repeats} runs: {'yes' if result['stable_within_10pct'] else 'NO'}."]
     (RESULTS / "host_stability.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

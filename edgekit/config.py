@@ -55,6 +55,7 @@ class Settings:
     target: str = "rpi4"
     threads: int | None = None  # host threads for latency; None: the target's, capped at this host's cores
     latency_runs: int = 100
+    latency_seconds: float = 20.0  # host timing window for all artifacts together; up to 3x on a busy host (bench/latency.py)
     budget: list[str] = field(default_factory=list)  # "key=value" limits (bench/budgets.py); beat the target's
     device: str | None = None  # "local" or "ssh://user@host[:port]": also measure there
 
@@ -71,7 +72,8 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "quantize": ("data", "size", "seed", "mean", "std", "batch_size", "hflip", "temperature", "alpha",
                  "quant_method", "qat_epochs", "qat_lr", "calibration_batches"),
     "export": ("data", "size", "mean", "std"),
-    "benchmark": ("data", "size", "seed", "mean", "std", "target", "threads", "latency_runs"),
+    "benchmark": ("data", "size", "seed", "mean", "std", "target", "threads", "latency_runs",
+                  "latency_seconds"),
 }
 
 # Detection stages read these (classification's fingerprints stay as they were).
@@ -83,7 +85,8 @@ DETECT_STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "quantize": ("task", "data", "images", "size", "seed", "batch_size", "temperature", "alpha", "quant_method",
                  "qat_epochs", "qat_lr", "calibration_batches"),
     "export": ("task", "data", "images", "size"),
-    "benchmark": ("task", "data", "images", "size", "seed", "target", "threads", "latency_runs"),
+    "benchmark": ("task", "data", "images", "size", "seed", "target", "threads", "latency_runs",
+                  "latency_seconds"),
 }
 # Defaults that differ for detection; a value from a config file or a flag still wins.
 # Batch 16 and AdamW at 0.02 (one-cycle): a scratch x0.35 student on the built-in scenes reached mAP50 0.86 in
@@ -222,6 +225,9 @@ def validate(s: Settings) -> None:
     parse_budget_flags(s.budget, "--budget" if s.budget else "config")
     if s.latency_runs < 1:
         raise EdgekitError(f"latency_runs must be at least 1, got {s.latency_runs}", "set latency_runs to 1 or more")
+    if not (math.isfinite(s.latency_seconds) and s.latency_seconds > 0):
+        raise EdgekitError(f"latency_seconds must be a positive number, got {s.latency_seconds}",
+                           "set latency_seconds to e.g. 20")
     for key, choices in METHOD_CHOICES.items():
         if getattr(s, key) not in choices:
             raise EdgekitError(f"{key.replace('_', '-')} '{getattr(s, key)}' is not known",

@@ -91,6 +91,7 @@ teacher_epochs = 6
 distill_epochs = 15
 qat_epochs = 1
 latency_runs = 5
+latency_seconds = 0.5
 """
 
 

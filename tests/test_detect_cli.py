@@ -16,7 +16,7 @@ from conftest import make_yolo_scenes, run_cli
 from edgekit.detect.scenes import CLASSES
 
 FILES = ("model_fp32.onnx", "model_int8.onnx", "model_fp32.tflite", "model_int8.tflite")
-CONFIG = "latency_runs = 5\nbatch_size = 16\n"
+CONFIG = "latency_runs = 5\nlatency_seconds = 0.5\nbatch_size = 16\n"
 
 
 @pytest.fixture(scope="module")

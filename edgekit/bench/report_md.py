@@ -112,15 +112,14 @@ def _models_section(report: dict[str, Any]) -> list[str]:
 
 def _noise_line(report: dict[str, Any]) -> list[str]:
     """How noisy the host was while timing: host numbers are only as good as that."""
-    noise = [a["latency_ms"]["noise_pct"] for a in report["artifacts"]
-             if a["status"] == "ok" and "noise_pct" in a.get("latency_ms", {})]
-    if not noise:
+    timed = [a["latency_ms"] for a in report["artifacts"] if a["status"] == "ok" and "noise_pct" in a.get("latency_ms", {})]
+    if not timed:
         return []
-    worst = max(noise)
-    line = (f"Host timing noise: the median timing round's p50 was up to {worst:.1f} % above the quietest round's "
-            "(host p50/p90 are the quietest rounds').")
-    if worst > 10:
-        line += " This host was busy or shared: expect host figures to move by more than 10 % between runs."
+    line = (f"Host timing noise: the median timing round's p50 was up to {max(t['noise_pct'] for t in timed):.1f} % above "
+            "the quiet rounds' (host p50/p90 are the quiet rounds').")
+    if not all(t.get("settled", True) for t in timed):
+        line += (" This host was busy for the whole timing window, so too few quiet rounds came: host figures may be high "
+                 "and may move between runs; rerun on a quieter machine or raise latency_seconds.")
     return [line]
 
 

@@ -30,7 +30,7 @@ from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.stages.common import StageContext
 from edgekit.stages.export import reference_predictions
 
-VERSION = "5"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved
+VERSION = "6"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved; 6: until enough quiet rounds
 REPORT_SCHEMA = "edgekit.report/1"
 EVAL_CHUNK = 256
 MEASUREMENTS = "measurements.json"
@@ -79,7 +79,7 @@ def add_latencies(ctx: StageContext, rows: list[dict[str, Any]], calls: dict[str
     """Time every artifact's single-image call together, interleaved (see bench/latency.py), into its row."""
     # a line, not a spinner: a spinner's refresh thread would share the cores being timed
     ctx.console.print(f"benchmark: timing {len(calls)} artifacts on the host, interleaved ({threads} threads)")
-    latencies = measure_interleaved(calls, ctx.settings.latency_runs, threads)
+    latencies = measure_interleaved(calls, ctx.settings.latency_runs, threads, seconds=ctx.settings.latency_seconds)
     for row in rows:
         if row["name"] in latencies:
             row["latency_ms"] = latencies[row["name"]]
