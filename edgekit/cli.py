@@ -6,6 +6,7 @@ holds the same keys (``teacher_arch = "resnet18"``); flags given on the command 
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.config import build_settings, load_config_file
+from edgekit.config import Settings, build_settings, load_config_file
 from edgekit.errors import EdgekitError
 
 # typer 0.29 vendors click; its usage errors are typer's own classes.
@@ -45,7 +46,8 @@ DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="Also measure
 Seed = Annotated[Optional[int], typer.Option(help="Random seed for training (default 0).")]
 Out = Annotated[Path, typer.Option(help="Run directory; each stage writes a folder inside it.")]
 Config = Annotated[Optional[Path], typer.Option(help="TOML file with the same keys as the flags.")]
-Force = Annotated[bool, typer.Option(help="Rerun the stages even when they are up to date.")]
+Force = Annotated[bool, typer.Option(help="Rerun the stages from scratch even when they are up to date (checkpoints are dropped).")]
+ForceStage = Annotated[Optional[str], typer.Option("--force-stage", help="Rerun this stage from scratch and every stage after it (teacher, distill, quantize, export, benchmark).")]
 Debug = Annotated[bool, typer.Option(help="Show tracebacks for errors.")]
 
 
@@ -54,38 +56,46 @@ def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads t
                 student: Student = None, width: Width = None, size: Size = None, temperature: Temperature = None,
                 alpha: Alpha = None, epochs: Epochs = None, quant_method: Method = None, target: Target = None,
                 threads: Threads = None, budget: Budget = None, device: DeviceOpt = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
-                force: Force = False, debug: Debug = False) -> None:
+                force: Force = False, force_stage: ForceStage = None, debug: Debug = False) -> None:
         DEBUG["on"] = debug
         flags = {"data": str(data) if data else None, "task": task, "images": str(images) if images else None,
                  "teacher": str(teacher) if teacher else None,
                  "teacher_arch": teacher_arch, "student": student, "width": width, "size": size,
                  "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method,
                  "target": target, "threads": threads, "budget": budget or None, "device": device, "seed": seed}
-        _run(stages, flags, out, config, force)
+        _run(stages, flags, out, config, force, force_stage=force_stage)
 
     command.__doc__ = doc
     return command
 
 
 def _run(stages: list[str], flags: dict, out: Path, config: Path | None, force: bool,
-         recorded: dict | None = None) -> None:
+         recorded: dict | None = None, force_stage: str | None = None) -> None:
     # Settings and the checks that need no torch come first: a typo answers in well under a second.
     file_values = {**(recorded or {}), **(load_config_file(config) if config else {})}
     settings = build_settings(file_values, flags)
-    from edgekit.pipeline.chain import quick_checks
+    from edgekit.pipeline.chain import forced_stages, quick_checks
 
+    forced = forced_stages(stages, force, force_stage)
     quick_checks(settings, out, stages)
+    from edgekit.pipeline.run_lock import run_lock
+
+    with run_lock(out):
+        _run_locked(stages, settings, out, forced)
+
+
+def _run_locked(stages: list[str], settings: Settings, out: Path, forced: set[str]) -> None:
     from edgekit.pipeline.chain import run_chain
 
     if settings.task == "detect":
         from edgekit.detect.stage_context import DetectContext
 
-        ctx = DetectContext(settings=settings, out=out, force=force, console=ERR)
+        ctx = DetectContext(settings=settings, out=out, console=ERR)
     else:
         from edgekit.stages.common import StageContext
 
-        ctx = StageContext(settings=settings, out=out, force=force, console=ERR)
-    records = run_chain(ctx, stages)
+        ctx = StageContext(settings=settings, out=out, console=ERR)
+    records = run_chain(ctx, stages, forced)
     if "benchmark" in stages:
         _print_summary(out)
         _exit_on_budget_failures(records["report"]["failures"])
@@ -290,6 +300,13 @@ def main() -> None:
     except UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "edgekit"
         print(f"error: {_usage_message(exc)} — see `{command} --help`", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or DEBUG["on"]:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"error: out of disk space{where} — free some space and rerun the same command "
+              "(finished stages and checkpoints are kept; the unfinished write was discarded)", file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
         print("error: interrupted — rerun the same command to continue", file=sys.stderr)

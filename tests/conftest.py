@@ -26,8 +26,8 @@ class CliResult:
     seconds: float
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> CliResult:
-    env = dict(os.environ)
+def run_cli(args: list[str], cwd: Path, timeout: float = 600, env_extra: dict[str, str] | None = None) -> CliResult:
+    env = {**os.environ, **(env_extra or {})}
     # One torch thread per process: on a shared 2-core machine, two OpenMP pools spinning against
     # each other made training 4x slower than a single thread.
     env.setdefault("OMP_NUM_THREADS", "1")

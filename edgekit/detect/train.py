@@ -14,6 +14,7 @@ from edgekit.detect.postprocess import decode
 from edgekit.detect.tiny_detector import STRIDES, grid
 from edgekit.distill.progress import progress_bar
 from edgekit.distill.train_loop import optimization_step
+from edgekit.pipeline.resume import end_epoch, start_or_resume
 
 LossFn = Callable[[dict, dict | None, DetectionTargets], tuple[torch.Tensor, dict[str, float]]]
 
@@ -69,10 +70,11 @@ def _train(model: torch.nn.Module, x: torch.Tensor, boxes: list[np.ndarray], lab
     steps_per_epoch = math.ceil(len(x) / batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                     pct_start=0.1, anneal_strategy="cos")
-    history: list[dict[str, float]] = []
+    extra = list(extra_params or [])
+    checkpoint, first, history = start_or_resume(stage, model, optimizer, scheduler, epochs, seed, extra)
     with progress_bar() as bar:
-        task = bar.add_task(stage, total=epochs * steps_per_epoch, info="")
-        for epoch in range(epochs):
+        task = bar.add_task(stage, total=epochs * steps_per_epoch, completed=first * steps_per_epoch, info="")
+        for epoch in range(first, epochs):
             generator = torch.Generator().manual_seed(seed * 1000 + epoch)
             order = torch.randperm(len(x), generator=generator)
             sums: dict[str, float] = {}
@@ -90,6 +92,7 @@ def _train(model: torch.nn.Module, x: torch.Tensor, boxes: list[np.ndarray], lab
                 optimization_step(loss, parts, optimizer, scheduler, sums, stage, epoch)
                 bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.3f}")
             history.append({k: round(v / steps_per_epoch, 5) for k, v in sums.items()})
+            end_epoch(checkpoint, epoch, history, model, optimizer, scheduler, extra)
     return history
 
 

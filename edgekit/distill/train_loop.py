@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from edgekit.distill.progress import progress_bar
 from edgekit.errors import EdgekitError
+from edgekit.pipeline.resume import end_epoch, start_or_resume
 
 LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 SHIFT = 2  # random translation of up to this many pixels
@@ -70,10 +71,10 @@ def train(
     steps_per_epoch = math.ceil(len(y) / batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                     pct_start=0.15, anneal_strategy="cos")
-    history: list[dict[str, float]] = []
+    checkpoint, first, history = start_or_resume(stage, model, optimizer, scheduler, epochs, seed)
     with progress_bar() as bar:
-        task = bar.add_task(f"{stage}", total=epochs * steps_per_epoch, info="")
-        for epoch in range(epochs):
+        task = bar.add_task(f"{stage}", total=epochs * steps_per_epoch, completed=first * steps_per_epoch, info="")
+        for epoch in range(first, epochs):
             generator = torch.Generator().manual_seed(seed * 1000 + epoch)
             order = torch.randperm(len(y), generator=generator)
             sums: dict[str, float] = {}
@@ -88,6 +89,7 @@ def train(
                 optimization_step(loss, parts, optimizer, scheduler, sums, stage, epoch)
                 bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.3f}")
             history.append({k: round(v / steps_per_epoch, 5) for k, v in sums.items()})
+            end_epoch(checkpoint, epoch, history, model, optimizer, scheduler)
     return history
 
 

@@ -46,8 +46,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         # of whole objects; any other complaint (an unknown opcode, a bad load key) means the bytes are
         # not a pickle at all.
         if "Unsupported global" in str(exc):
-            raise EdgekitError(f"{path} needs unsafe unpickling",
-                               "save only the state_dict (torch.save(model.state_dict(), ...)) or convert it to safetensors") from None
+            raise _unsafe(path) from None
         raise _not_checkpoint(path, "it does not unpickle") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise _not_checkpoint(path, str(exc).splitlines()[0][:120] if str(exc) else exc.__class__.__name__) from None
@@ -60,6 +59,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise _not_checkpoint(path, "it holds no mapping of parameter names to tensors")
     return obj
+
+
+def _unsafe(path: Path) -> EdgekitError:
+    return EdgekitError(f"{path} needs unsafe unpickling", "convert it to safetensors (see README)")
 
 
 def load_exported(path: Path) -> torch.nn.Module:

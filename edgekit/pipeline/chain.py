@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,11 +100,23 @@ def preflight(ctx: StageContext, stages: list[str]) -> None:
         check_teacher_outputs(model, ctx.eval_split()[0][:2], n_classes, s.teacher)
 
 
-def run_chain(ctx: StageContext, stages: list[str]) -> dict[str, dict[str, Any]]:
+def forced_stages(stages: list[str], force: bool, force_stage: str | None) -> set[str]:
+    """The stages to rerun from scratch: all with --force; with --force-stage NAME, NAME and every later one."""
+    if force_stage is not None and force_stage not in ORDER:
+        close = difflib.get_close_matches(force_stage, ORDER, n=1)
+        raise EdgekitError(f"--force-stage '{force_stage}' is not a stage",
+                           (f"did you mean '{close[0]}'? " if close else "") + f"stages: {', '.join(ORDER)}")
+    if force:
+        return set(stages)
+    return set(ORDER[ORDER.index(force_stage):]) & set(stages) if force_stage else set()
+
+
+def run_chain(ctx: StageContext, stages: list[str], forced: set[str] | None = None) -> dict[str, dict[str, Any]]:
     preflight(ctx, stages)
     functions = stage_functions(ctx.settings.task)
     records = {}
     for name in stages:
+        ctx.force = name in (forced or set())
         records[name] = functions[name](ctx)
     if "benchmark" in stages:
         from edgekit.stages.report import run as report

@@ -15,7 +15,9 @@ from rich.console import Console
 
 from edgekit.errors import EdgekitError
 from edgekit.pipeline.atomic import replace_dir, write_json_atomic
+from edgekit.pipeline.faults import fault_point
 from edgekit.pipeline.fingerprint import fingerprint, path_digest
+from edgekit.pipeline.resume import clear_stage_slot, stage_slot
 
 STAGE_FILE = "stage.json"
 
@@ -56,6 +58,13 @@ def _why_stale(record: dict[str, Any], version: str, params: dict[str, Any], dig
     return "changed: " + ", ".join(changed) if changed else "its record differs"
 
 
+def _remove_leftovers(out: Path, folder: str) -> None:
+    """Temporary folders of a killed run (``.distill.partial-<pid>``, ``.distill.old-<pid>``): the run lock
+    (pipeline/run_lock.py) guarantees no other command is writing them."""
+    for leftover in list(out.glob(f".{folder}.partial-*")) + list(out.glob(f".{folder}.old-*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def run_stage(
     stage: str,
     version: str,
@@ -89,12 +98,15 @@ def run_stage(
         if record:
             console.print(f"{stage}: {_why_stale(record, version, params, digests)}, rerunning")
     out.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out, final.name)
+    if force:
+        clear_stage_slot(out, stage)  # --force starts over, not from a checkpoint
     tmp = out / f".{final.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     started = time.perf_counter()
     try:
-        result = body(tmp)
+        with stage_slot(out, stage, fp) as checkpoints:
+            result = body(tmp)
         record = {
             "stage": stage,
             "version": version,
@@ -103,12 +115,15 @@ def run_stage(
             "params": params,
             "inputs": digests,
             "seconds": round(time.perf_counter() - started, 3),
+            "checkpoints": {"writes": checkpoints["writes"], "seconds": round(checkpoints["seconds"], 3)},
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "result": result,
         }
         write_json_atomic(tmp / STAGE_FILE, record)
+        fault_point("stage-done")
         replace_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    clear_stage_slot(out, stage)
     console.print(f"{stage}: done in {record['seconds']:.1f} s")
     return record
