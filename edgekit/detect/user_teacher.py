@@ -38,8 +38,9 @@ def load_user_detector(path: Path, num_classes: int, arch: str = "") -> TinyDete
         fcos = FCOSTeacher(FCOSSpec(num_classes, arch))
         fit_state_dict(fcos.fcos, read_state_dict(path), path, f"{arch} ({num_classes} classes)")
         return fcos.eval()
-    if Path(path).suffix == ".pt2":
-        raise EdgekitError(f"teacher file {path} is an ExportedProgram; a detection teacher must be a TinyDetector "
+    if Path(path).suffix in (".pt2", ".onnx"):
+        kind = "an ExportedProgram" if Path(path).suffix == ".pt2" else "an ONNX model"
+        raise EdgekitError(f"teacher file {path} is {kind}; a detection teacher must be a TinyDetector "
                            "state dict", "pass its .safetensors (or a weights-only .pt) with model.json beside it")
     spec = teacher_spec(path, num_classes)
     model = TinyDetector(spec)

@@ -13,6 +13,7 @@ from edgekit.models.user_weights import load_exported
 from edgekit.quantize import pt2e
 
 EXPORTED_TEACHER = "model.pt2"
+ONNX_TEACHER = "model.onnx"
 
 
 def set_eval(model: torch.nn.Module) -> torch.nn.Module:
@@ -25,6 +26,10 @@ def set_eval(model: torch.nn.Module) -> torch.nn.Module:
 
 def load_teacher(teacher_dir: Path) -> torch.nn.Module:
     teacher_dir = Path(teacher_dir)
+    if (teacher_dir / ONNX_TEACHER).is_file():
+        from edgekit.models.onnx_teacher import OnnxTeacher
+
+        return OnnxTeacher(teacher_dir / ONNX_TEACHER)
     if (teacher_dir / EXPORTED_TEACHER).is_file():
         model = load_exported(teacher_dir / EXPORTED_TEACHER)
     else:

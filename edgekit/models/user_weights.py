@@ -1,6 +1,8 @@
-"""Load a teacher a user hands us: safetensors, a state_dict ``.pt``/``.pth``, or an ExportedProgram ``.pt2``.
+"""Load a teacher a user hands us: safetensors, a state_dict ``.pt``/``.pth``, an ExportedProgram ``.pt2``,
+or an ONNX model (run in onnxruntime for its soft labels, models/onnx_teacher.py).
 
-Only safe loaders are used: ``torch.load(weights_only=True)`` never runs code from the file.
+Only safe loaders are used: ``torch.load(weights_only=True)`` never runs code from the file, and a
+.pt2 whose parts would need full unpickling is refused rather than loaded.
 """
 
 from __future__ import annotations
@@ -9,20 +11,22 @@ import logging
 import pickle
 import warnings
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import EdgekitError
 
 if TYPE_CHECKING:  # torch is imported where a file is read: checking a path must not wait for it
     import torch
 
-SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2")
+SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".onnx")
 
 
 def _not_checkpoint(path: Path, why: str) -> EdgekitError:
     return EdgekitError(f"teacher file {path} is not a checkpoint ({why})",
-                        "pass a .safetensors file, a state_dict saved with torch.save, or a .pt2 ExportedProgram")
+                        "pass a .safetensors file, a state_dict saved with torch.save, a .pt2 ExportedProgram or an .onnx model")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -65,6 +69,33 @@ def _unsafe(path: Path) -> EdgekitError:
     return EdgekitError(f"{path} needs unsafe unpickling", "convert it to safetensors (see README)")
 
 
+class _UnsafePickle(Exception):
+    pass
+
+
+@contextmanager
+def _only_safe_torch_load() -> Iterator[None]:
+    """Within, every torch.load is weights_only: a loader that asks for full unpickling is stopped instead.
+
+    torch.export.load reads a .pt2's sample inputs and constants with torch.load and, when the safe
+    unpickler refuses them, falls back to weights_only=False, which would run code from the file."""
+    import torch
+
+    original = torch.load
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("weights_only") is False:
+            raise _UnsafePickle
+        kwargs["weights_only"] = True
+        return original(*args, **kwargs)
+
+    torch.load = guarded
+    try:
+        yield
+    finally:
+        torch.load = original
+
+
 def load_exported(path: Path) -> torch.nn.Module:
     import torch
 
@@ -72,10 +103,15 @@ def load_exported(path: Path) -> torch.nn.Module:
         raise _not_checkpoint(path, "it is not a .pt2 archive")
     export_log = logging.getLogger("torch.export")
     level = export_log.level
-    export_log.setLevel(logging.ERROR)  # torch logs a warning with a traceback for archives it cannot read
+    export_log.setLevel(logging.CRITICAL)  # torch logs a warning with a traceback for archives it cannot read
     try:
-        return torch.export.load(str(path)).module()
+        with _only_safe_torch_load():
+            return torch.export.load(str(path)).module()
+    except _UnsafePickle:
+        raise _unsafe(path) from None
     except Exception as exc:  # torch raises many kinds here; all mean "not a usable .pt2"
+        if isinstance(exc.__context__, _UnsafePickle) or isinstance(exc.__cause__, _UnsafePickle):
+            raise _unsafe(path) from None
         raise _not_checkpoint(path, f"torch.export.load failed: {exc.__class__.__name__}") from None
     finally:
         export_log.setLevel(level)
@@ -108,13 +144,17 @@ def fit_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], path:
 
 
 def load_user_teacher(path: Path, arch: str, num_classes: int) -> tuple[torch.nn.Module, dict | None]:
-    """The user's teacher, ready for inference, and the spec to rebuild it (None for a .pt2 program)."""
+    """The user's teacher, ready for inference, and the spec to rebuild it (None for a .pt2 or .onnx file)."""
     from edgekit.models.builders import build_model
     from edgekit.models.stage_models import set_eval
 
     check_teacher_file(path)
     if path.suffix == ".pt2":
         return set_eval(load_exported(path)), None
+    if path.suffix == ".onnx":
+        from edgekit.models.onnx_teacher import OnnxTeacher
+
+        return OnnxTeacher(path), None
     spec = {"arch": arch, "num_classes": num_classes}
     model = build_model(spec)
     fit_state_dict(model, read_state_dict(path), path, arch)

@@ -92,8 +92,10 @@ def teacher_graph(teacher_dir: Path, example: torch.Tensor) -> dict[str, Any] | 
     import tempfile
 
     from edgekit.export.onnx_format import export_onnx
-    from edgekit.models.stage_models import load_teacher
+    from edgekit.models.stage_models import ONNX_TEACHER, load_teacher
 
+    if (teacher_dir / ONNX_TEACHER).is_file():
+        return summarize(graph_ops(teacher_dir / ONNX_TEACHER))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             export_onnx(load_teacher(teacher_dir), example, Path(tmp) / "teacher.onnx", {})

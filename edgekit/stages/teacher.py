@@ -13,7 +13,7 @@ from edgekit.config import stage_params
 from edgekit.distill.train_loop import accuracy, predict, train
 from edgekit.models.builders import build_model
 from edgekit.models.checkpoint import count_parameters, save_weights
-from edgekit.models.stage_models import EXPORTED_TEACHER
+from edgekit.models.stage_models import EXPORTED_TEACHER, ONNX_TEACHER
 from edgekit.models.user_weights import check_teacher_file, check_teacher_outputs, load_user_teacher
 from edgekit.pipeline.runner import run_stage
 from edgekit.stages.common import StageContext
@@ -30,6 +30,9 @@ def _load_user_teacher(ctx: StageContext, folder: Path) -> tuple[torch.nn.Module
     s = ctx.settings
     path = Path(s.teacher)
     model, spec = load_user_teacher(path, s.teacher_arch, len(ctx.data.classes))
+    if spec is None and path.suffix == ".onnx":
+        shutil.copyfile(path, folder / ONNX_TEACHER)
+        return model, f"ONNX model {path.name} (onnxruntime)"
     if spec is None:
         shutil.copyfile(path, folder / EXPORTED_TEACHER)
         return model, f"exported program {path.name}"
