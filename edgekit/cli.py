@@ -49,6 +49,7 @@ Config = Annotated[Optional[Path], typer.Option(help="TOML file with the same ke
 Force = Annotated[bool, typer.Option(help="Rerun the stages from scratch even when they are up to date (checkpoints are dropped).")]
 ForceStage = Annotated[Optional[str], typer.Option("--force-stage", help="Rerun this stage from scratch and every stage after it (teacher, distill, quantize, export, benchmark).")]
 Debug = Annotated[bool, typer.Option(help="Show tracebacks for errors.")]
+SkipBad = Annotated[bool, typer.Option("--skip-bad-images", help="Leave out image files that cannot be decoded (counted in the report) instead of stopping.")]
 
 
 def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads the signature
@@ -56,13 +57,15 @@ def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads t
                 student: Student = None, width: Width = None, size: Size = None, temperature: Temperature = None,
                 alpha: Alpha = None, epochs: Epochs = None, quant_method: Method = None, target: Target = None,
                 threads: Threads = None, budget: Budget = None, device: DeviceOpt = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
-                force: Force = False, force_stage: ForceStage = None, debug: Debug = False) -> None:
+                force: Force = False, force_stage: ForceStage = None, skip_bad_images: SkipBad = False,
+                debug: Debug = False) -> None:
         DEBUG["on"] = debug
         flags = {"data": str(data) if data else None, "task": task, "images": str(images) if images else None,
                  "teacher": str(teacher) if teacher else None,
                  "teacher_arch": teacher_arch, "student": student, "width": width, "size": size,
                  "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method,
-                 "target": target, "threads": threads, "budget": budget or None, "device": device, "seed": seed}
+                 "target": target, "threads": threads, "budget": budget or None, "device": device, "seed": seed,
+                 "skip_bad_images": skip_bad_images or None}
         _run(stages, flags, out, config, force, force_stage=force_stage)
 
     command.__doc__ = doc

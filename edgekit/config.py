@@ -58,6 +58,7 @@ class Settings:
     latency_seconds: float = 20.0  # host timing window for all artifacts together; up to 3x on a busy host (bench/latency.py)
     budget: list[str] = field(default_factory=list)  # "key=value" limits (bench/budgets.py); beat the target's
     device: str | None = None  # "local" or "ssh://user@host[:port]": also measure there
+    skip_bad_images: bool = False  # leave out image files that cannot be decoded (data/bad_images.py) instead of stopping
 
     def with_epochs(self, epochs: int) -> None:
         """``--epochs N`` sets every training stage's epoch count at once."""

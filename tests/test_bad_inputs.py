@@ -81,8 +81,26 @@ def _random_bytes(name: str) -> Callable[[Path], list[str]]:
 
 
 def _teacher_unknown_suffix(w: Path) -> list[str]:
+    (w / "teacher.h5").write_bytes(b"keras?")
+    return ["--teacher", str(w / "teacher.h5")]
+
+
+def _teacher_onnx_not_a_model(w: Path) -> list[str]:
     (w / "teacher.onnx").write_bytes(b"onnx?")
     return ["--teacher", str(w / "teacher.onnx")]
+
+
+def _data_truncated_image(w: Path) -> list[str]:
+    root = make_image_folder(w / "data", TWO_CLASSES)
+    whole = (root / "train" / "dog" / "0.png").read_bytes()
+    (root / "train" / "dog" / "cut.png").write_bytes(whole[:len(whole) // 2])
+    return ["--data", str(root)]
+
+
+def _detect_broken_image(w: Path) -> list[str]:
+    flags = _yolo("0 0.5 0.5 0.5 0.5\n")(w)
+    (w / "d" / "images" / "train" / "y.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    return flags
 
 
 def _resnet18_weights(w: Path, num_classes: int) -> Path:
@@ -220,7 +238,13 @@ CASES = [
     Case("data-without-train", _data_no_train, ("train",)),
     Case("data-is-a-file", _data_is_file, ("one.png",)),
     Case("data-without-test", _data_no_test, ("test",)),
-    Case("data-broken-image", _data_broken_image, ("broken.png",)),
+    Case("data-broken-image", _data_broken_image, ("broken.png", "--skip-bad-images")),
+    Case("data-truncated-image", _data_truncated_image, ("cut.png", "cannot read image")),
+    Case("detect-broken-image", _detect_broken_image, ("y.png", "--skip-bad-images")),
+    Case("teacher-onnx-not-a-model", _teacher_onnx_not_a_model, ("teacher.onnx", "not a readable onnx model")),
+    Case("loss-not-finite", _config("teacher_lr = 1e30\n"), ("teacher", "loss became", "lower the learning rate"),
+         command="teacher"),
+    Case("force-stage-unknown", _flags("--force-stage", "distil"), ("distil", "did you mean 'distill'")),
     Case("teacher-missing", _teacher_missing, ("teacher.pt", "does not exist")),
     Case("teacher-random-bytes-pt", _random_bytes("teacher.pt"), ("teacher.pt", "not a checkpoint")),
     Case("teacher-random-bytes-safetensors", _random_bytes("teacher.safetensors"),

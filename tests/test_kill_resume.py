@@ -25,7 +25,8 @@ batch_size = 8
 latency_runs = 5
 latency_seconds = 0.3
 """
-FLAGS = ["--size", "16", "--teacher-arch", "resnet18", "--width", "0.35"]
+# The data holds one truncated image, so these runs also exercise --skip-bad-images end to end.
+FLAGS = ["--size", "16", "--teacher-arch", "resnet18", "--width", "0.35", "--skip-bad-images"]
 
 
 def _compress(folder: Path, out: str, kill_at: str | None = None):  # noqa: ANN202
@@ -49,6 +50,8 @@ def _results(run: Path) -> dict:
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("kill-data")
     make_image_folder(root / "data", {"train": ["a", "b", "c"], "test": ["a", "b", "c"]}, per_class=8)
+    whole = (root / "data" / "train" / "a" / "0.png").read_bytes()
+    (root / "data" / "train" / "a" / "truncated.png").write_bytes(whole[:len(whole) // 2])
     (root / "edgekit.toml").write_text(CONFIG, encoding="utf-8")
     return root
 
@@ -83,6 +86,9 @@ def test_rerun_after_kill_9_matches_the_uninterrupted_run(tiny_data: Path) -> No
     assert last.returncode == 0, last.stderr[-3000:]
     assert "quantize: up to date" in last.stderr
     assert _results(folder / "run") == _results(folder / "ref")
+    data = json.loads((folder / "run" / "report.json").read_text())["data"]
+    assert data["skipped_images"] == 1 and data["skipped"][0].endswith("truncated.png")
+    assert "warning: skipped 1 unreadable image(s) (truncated.png)" in reference.stderr
     leftovers = [p.name for p in (folder / "run").iterdir() if p.name.startswith(".")]
     assert leftovers == [], f"temporary folders, checkpoints or the lock left behind: {leftovers}"
 

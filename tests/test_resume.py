@@ -1,5 +1,6 @@
 """Per-epoch checkpoints: a resumed training loop ends bit for bit where an uninterrupted one does."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,36 @@ def test_optimizer_state_round_trips_through_safetensors_and_json(tmp_path: Path
     for k, v in opt.state_dict()["state"][0].items():
         assert torch.equal(v, opt2.state_dict()["state"][0][k]), k
     assert sched2.state_dict() == sched.state_dict()
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    from edgekit.errors import EdgekitError
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(16, 3, 8, 8, generator=g), torch.randint(0, 3, (16,), generator=g)
+    calls = {"n": 0}
+
+    def blows_up_in_epoch_2(logits, teacher, labels):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        loss, parts = _loss(logits, teacher, labels)
+        return (loss * float("nan"), parts) if calls["n"] > 2 else (loss, parts)  # 2 steps per epoch
+
+    with stage_slot(tmp_path, "distill", "fp"), pytest.raises(EdgekitError) as error:
+        train_loop.train(_model().train(), x, y, loss_fn=blows_up_in_epoch_2, epochs=3, lr=0.05, batch_size=8, seed=0,
+                         stage="distill")
+    assert "distill: the loss became nan in epoch 2" in error.value.one_line()
+    assert "lower the learning rate" in error.value.one_line()
+    meta = json.loads((tmp_path / resume.RESUME_DIR / "distill" / "distill.json").read_text())
+    assert meta["epoch"] == 0, "the checkpoint after epoch 1 is the last good one"
+
+
+def test_force_stage_reruns_that_stage_and_every_later_one() -> None:
+    from edgekit.errors import EdgekitError
+    from edgekit.pipeline.chain import ORDER, forced_stages
+
+    assert forced_stages(list(ORDER), False, "quantize") == {"quantize", "export", "benchmark"}
+    assert forced_stages(["distill"], False, "teacher") == {"distill"}
+    assert forced_stages(list(ORDER), True, None) == set(ORDER)
+    assert forced_stages(list(ORDER), False, None) == set()
+    with pytest.raises(EdgekitError, match="did you mean 'export'"):
+        forced_stages(list(ORDER), False, "exprt")

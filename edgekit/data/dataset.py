@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ class ImageData:
     splits: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (uint8 N,H,W,3 ; int64 N)
     source: str  # human description: "built-in digits" or the directory
     identity: str  # content identity for fingerprints
+    skipped: list[str] = field(default_factory=list)  # unreadable image files left out (--skip-bad-images)
 
     def tensors(self, split: str, spec: PreprocessSpec) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = self.splits[split]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from edgekit.data.bad_images import BadImages
 from edgekit.errors import EdgekitError
 from edgekit.pipeline.fingerprint import path_digest
 
@@ -28,7 +29,7 @@ def _image_files(class_dir: Path) -> list[Path]:
     return sorted(p for p in class_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _load_split(split_dir: Path, classes: list[str], spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray]:
+def _load_split(split_dir: Path, classes: list[str], spec: PreprocessSpec, bad: BadImages) -> tuple[np.ndarray, np.ndarray]:
     images, labels = [], []
     for class_dir in _class_dirs(split_dir):
         if class_dir.name not in classes:
@@ -39,8 +40,8 @@ def _load_split(split_dir: Path, classes: list[str], spec: PreprocessSpec) -> tu
                 with Image.open(file) as img:
                     images.append(spec.resize(img))
             except (UnidentifiedImageError, OSError) as exc:
-                raise EdgekitError(f"cannot read image {file} ({exc.__class__.__name__})",
-                                   "replace or remove the broken file") from None
+                bad.handle(file, exc)
+                continue
             labels.append(classes.index(class_dir.name))
     if not images:
         raise EdgekitError(f"no images in {split_dir}", f"put images into {split_dir}/<class>/")
@@ -75,15 +76,17 @@ def check_image_folder(root: Path) -> list[str]:
     return classes
 
 
-def load_image_folder(root: Path, spec: PreprocessSpec) -> ImageData:
+def load_image_folder(root: Path, spec: PreprocessSpec, skip_bad_images: bool = False) -> ImageData:
     from edgekit.data.dataset import ImageData
 
     root = Path(root)
     classes = check_image_folder(root)
-    splits = {"train": _load_split(root / "train", classes, spec)}
+    bad = BadImages(skip_bad_images)
+    splits = {"train": _load_split(root / "train", classes, spec, bad)}
     for name in ("val", "test"):
         if (root / name).is_dir():
-            splits[name] = _load_split(root / name, classes, spec)
+            splits[name] = _load_split(root / name, classes, spec, bad)
+    bad.warn()
     if "val" not in splits:
         images, labels = splits["train"]
         order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
@@ -92,4 +95,4 @@ def load_image_folder(root: Path, spec: PreprocessSpec) -> ImageData:
         splits["train"] = (images[order[n_val:]], labels[order[n_val:]])
     if "test" not in splits:
         raise EdgekitError(f"{root} has no test/ folder", "add test/<class>/ images so accuracy is measured on held-out data")
-    return ImageData(classes=classes, splits=splits, source=str(root), identity=path_digest(root))
+    return ImageData(classes=classes, splits=splits, source=str(root), identity=path_digest(root), skipped=bad.skipped)

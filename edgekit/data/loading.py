@@ -17,15 +17,15 @@ def preprocess_spec(settings: Settings) -> PreprocessSpec:
 
 
 @lru_cache(maxsize=4)
-def _load(data: str | None, spec: PreprocessSpec) -> ImageData:
+def _load(data: str | None, spec: PreprocessSpec, skip_bad_images: bool) -> ImageData:
     if data is None:
         return load_builtin_digits(spec)
-    return load_image_folder(Path(data), spec)
+    return load_image_folder(Path(data), spec, skip_bad_images)
 
 
 def load_data(settings: Settings) -> ImageData:
     """Decode once per process: every stage of one ``compress`` shares the same arrays."""
-    return _load(settings.data, preprocess_spec(settings))
+    return _load(settings.data, preprocess_spec(settings), settings.skip_bad_images)
 
 
 def data_identity(settings: Settings) -> str:

@@ -15,10 +15,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from edgekit.detect.data import DetectionData, DetectionSplit
+from edgekit.data.bad_images import BadImages
 from edgekit.errors import EdgekitError
 
 
-def load_coco(annotations: Path, images: Path, size: int, seed: int = 0) -> DetectionData:
+def load_coco(annotations: Path, images: Path, size: int, seed: int = 0, skip_bad_images: bool = False) -> DetectionData:
     if not annotations.is_file():
         raise EdgekitError(f"annotation file {annotations} does not exist", "pass a COCO instances .json")
     if not images.is_dir():
@@ -39,6 +40,7 @@ def load_coco(annotations: Path, images: Path, size: int, seed: int = 0) -> Dete
     cut1, cut2 = int(0.8 * len(entries)), int(0.9 * len(entries))
     parts = {"train": order[:cut1], "val": order[cut1:cut2], "test": order[cut2:]}
     splits, clipped = {}, 0
+    bad = BadImages(skip_bad_images)
     for name, idx in parts.items():
         imgs, boxes, labels, sizes = [], [], [], []
         for i in idx:
@@ -50,8 +52,8 @@ def load_coco(annotations: Path, images: Path, size: int, seed: int = 0) -> Dete
                     w, h = im.width, im.height
                     imgs.append(np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8))
             except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
-                raise EdgekitError(f"image {path} cannot be read ({type(exc).__name__})",
-                                   "check --images and the json's file_name") from None
+                bad.handle(path, exc, "check --images and the json's file_name")
+                continue
             b, lab = [], []
             for a in by_image.get(entry["id"], []):
                 if a.get("iscrowd"):
@@ -75,4 +77,5 @@ def load_coco(annotations: Path, images: Path, size: int, seed: int = 0) -> Dete
         raise EdgekitError(f"{annotations} lists no images", "add images to the json")
     if clipped:
         warnings.warn(f"{clipped} box(es) reached outside their image and were clipped to it", stacklevel=2)
-    return DetectionData([str(c["name"]) for c in cats], splits, str(annotations), size)
+    bad.warn()
+    return DetectionData([str(c["name"]) for c in cats], splits, str(annotations), size, skipped=bad.skipped)

@@ -28,6 +28,7 @@ class DetectionData:
     splits: dict[str, DetectionSplit]
     source: str
     size: int
+    skipped: list[str] = field(default_factory=list)  # unreadable image files left out (--skip-bad-images)
 
     @property
     def eval_split(self) -> str:

@@ -13,7 +13,7 @@ SCENES_VERSION = "1"
 
 
 @lru_cache(maxsize=2)
-def _load(data: str | None, images: str | None, size: int, seed: int) -> tuple[DetectionData, str]:
+def _load(data: str | None, images: str | None, size: int, seed: int, skip_bad_images: bool) -> tuple[DetectionData, str]:
     if data is None:
         scenes = builtin_scenes(size)
         return scenes, f"scenes/v{SCENES_VERSION}/size{size}/{scenes.counts()}"
@@ -21,7 +21,7 @@ def _load(data: str | None, images: str | None, size: int, seed: int) -> tuple[D
     if path.suffix in (".yaml", ".yml"):
         from edgekit.detect.yolo_data import load_yolo
 
-        loaded = load_yolo(path, size)
+        loaded = load_yolo(path, size, skip_bad_images)
         root = Path(loaded.source).parent
         return loaded, f"yolo/{path_digest(path)}/{path_digest(root)}/size{size}"
     if path.suffix == ".json":
@@ -29,7 +29,7 @@ def _load(data: str | None, images: str | None, size: int, seed: int) -> tuple[D
             raise EdgekitError(f"--data {path} is COCO json, which needs the image folder", "add --images DIR")
         from edgekit.detect.coco_data import load_coco
 
-        return load_coco(path, Path(images), size, seed), f"coco/{path_digest(path)}/{path_digest(Path(images))}/size{size}"
+        return load_coco(path, Path(images), size, seed, skip_bad_images), f"coco/{path_digest(path)}/{path_digest(Path(images))}/size{size}"
     raise EdgekitError(f"--data {path} is neither a data.yaml nor a COCO .json",
                        "pass an Ultralytics-style data.yaml, or instances.json with --images DIR")
 
@@ -56,6 +56,7 @@ def quick_check_detection_data(data: str | None, images: str | None) -> None:
             raise EdgekitError(f"--images {images} is not a folder", "pass the folder holding the COCO images")
 
 
-def load_detection(data: str | None, images: str | None, size: int, seed: int) -> tuple[DetectionData, str]:
+def load_detection(data: str | None, images: str | None, size: int, seed: int,
+                   skip_bad_images: bool = False) -> tuple[DetectionData, str]:
     """The data and its content identity (for stage fingerprints); decoded once per process."""
-    return _load(data, images, size, seed)
+    return _load(data, images, size, seed, skip_bad_images)

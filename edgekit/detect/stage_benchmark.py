@@ -88,7 +88,8 @@ def _measurements(ctx: DetectContext, rows: list[dict[str, Any]], threads: int) 
         "schema": REPORT_SCHEMA, "edgekit_version": __version__, "task": "detect", "metric": METRIC,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": {**host_info(), "threads": threads},
-        "data": {"source": data.source, "classes": data.classes, "eval_split": data.eval_split, "counts": data.counts()},
+        "data": {"source": data.source, "classes": data.classes, "eval_split": data.eval_split, "counts": data.counts(),
+                 "skipped_images": len(data.skipped), "skipped": data.skipped[:100]},
         "teacher": {"arch": teacher["arch"], "source": teacher["source"], "params": teacher["params"],
                     **pick(teacher)},
         "students": [

@@ -23,7 +23,7 @@ class DetectContext:
 
     def data(self) -> tuple[DetectionData, str]:
         s = self.settings
-        return load_detection(s.data, s.images, s.size, s.seed)
+        return load_detection(s.data, s.images, s.size, s.seed, s.skip_bad_images)
 
     @property
     def spec(self) -> PreprocessSpec:

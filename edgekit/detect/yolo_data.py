@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from edgekit.detect.data import DetectionData, DetectionSplit
+from edgekit.data.bad_images import BadImages
 from edgekit.errors import EdgekitError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -95,7 +96,7 @@ def read_labels(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray, i
     return np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(labels, dtype=np.int64), clipped
 
 
-def _split(folder: Path, names: list[str], size: int, label: str) -> tuple[DetectionSplit, int]:
+def _split(folder: Path, names: list[str], size: int, label: str, bad: BadImages) -> tuple[DetectionSplit, int]:
     if not folder.is_dir():
         raise EdgekitError(f"the {label} folder {folder} does not exist", f"fix '{label}' in the data YAML")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -109,7 +110,8 @@ def _split(folder: Path, names: list[str], size: int, label: str) -> tuple[Detec
                 sizes.append((im.height, im.width))
                 images.append(np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8))
         except (UnidentifiedImageError, OSError) as exc:
-            raise EdgekitError(f"image {f} cannot be read ({type(exc).__name__})", "remove or replace the file") from None
+            bad.handle(f, exc)
+            continue
         label_file = _label_file(f)
         if label_file.is_file():
             b, lab, c = read_labels(label_file, len(names))
@@ -118,19 +120,23 @@ def _split(folder: Path, names: list[str], size: int, label: str) -> tuple[Detec
             b, lab = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
         boxes.append(b * size)
         labels.append(lab)
+    if not images:
+        raise EdgekitError(f"no image in the {label} folder {folder} could be read", "replace the broken files")
     return DetectionSplit(np.stack(images), boxes, labels, sizes), clipped
 
 
-def load_yolo(path: Path, size: int) -> DetectionData:
+def load_yolo(path: Path, size: int, skip_bad_images: bool = False) -> DetectionData:
     doc = read_yaml(path)
     names = _names(doc["names"], path)
     root = Path(doc.get("path") or ".")
     root = root if root.is_absolute() else (path.parent / root)
     splits, clipped = {}, 0
+    bad = BadImages(skip_bad_images)
     for key in ("train", "val", "test"):
         if key in doc and doc[key]:
-            splits[key], c = _split(root / str(doc[key]), names, size, key)
+            splits[key], c = _split(root / str(doc[key]), names, size, key, bad)
             clipped += c
+    bad.warn()
     if clipped:
         warnings.warn(f"{clipped} box(es) reached outside their image and were clipped to it", stacklevel=2)
-    return DetectionData(names, splits, str(path), size)
+    return DetectionData(names, splits, str(path), size, skipped=bad.skipped)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,20 @@ WEIGHTS = "model.safetensors"
 SPEC = "model.json"
 
 
+def write_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """safetensors' save_file, with a full disk reported as the OSError it is (safetensors wraps it in its own error)."""
+    try:
+        save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(path))
+    except Exception as exc:
+        if isinstance(exc, OSError):
+            raise
+        if "StorageFull" in str(exc) or "code: 28" in str(exc):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+        raise
+
+
 def save_weights(model: torch.nn.Module, folder: Path, spec: dict[str, Any]) -> None:
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(Path(folder) / WEIGHTS))
+    write_safetensors(model.state_dict(), Path(folder) / WEIGHTS)
     write_json_atomic(Path(folder) / SPEC, spec)
 
 

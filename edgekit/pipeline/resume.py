@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from edgekit.models.checkpoint import write_safetensors
 from edgekit.pipeline.atomic import write_text_atomic
 from edgekit.pipeline.faults import fault_point
 
@@ -102,9 +103,13 @@ class EpochCheckpoint:
                     "python": _encode(random.getstate(), "rng.python", tensors)},
         }
         tmp = self.tensors_path.with_name(f".{self.tensors_path.name}.tmp-{os.getpid()}")
-        save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(tmp))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        try:
+            write_safetensors(tensors, tmp)
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         fault_point("checkpoint-write")
         os.replace(tmp, self.tensors_path)
         losses = [sum(h.values()) for h in history]

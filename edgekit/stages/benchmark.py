@@ -113,7 +113,8 @@ def build_measurements(ctx: StageContext, artifacts: list[dict[str, Any]], threa
         "edgekit_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": {**host_info(), "threads": threads},
-        "data": {"source": data.source, "classes": data.classes, "eval_split": data.eval_split, "counts": data.counts()},
+        "data": {"source": data.source, "classes": data.classes, "eval_split": data.eval_split, "counts": data.counts(),
+                 "skipped_images": len(data.skipped), "skipped": data.skipped[:100]},
         "teacher": {"arch": teacher["arch"], "source": teacher["source"], "params": teacher["params"],
                     "accuracy": teacher["accuracy"]},
         "students": [
