@@ -40,7 +40,7 @@ def optimization_step(loss: torch.Tensor, parts: dict[str, float], optimizer: to
                       epoch: int) -> None:
     """One step of any training loop: stop on a non-finite loss, step optimizer and schedule, add up the loss terms."""
     if not torch.isfinite(loss.detach()):
-        raise EdgekitError(f"{stage}: the loss became {float(loss)} in epoch {epoch + 1}",
+        raise EdgekitError(f"{stage}: the loss became {float(loss.detach())} in epoch {epoch + 1}",
                            "lower the learning rate (e.g. halve it) and rerun")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
