@@ -19,7 +19,6 @@ theirs with :func:`epoch_checkpoint`. Outside a stage (a library call) there is 
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import json
 import os
 import random
@@ -39,6 +38,7 @@ from safetensors.torch import load_file
 from edgekit.models.checkpoint import write_safetensors
 from edgekit.pipeline.atomic import write_text_atomic
 from edgekit.pipeline.faults import fault_point
+from edgekit.pipeline.fingerprint import file_sha256
 
 RESUME_DIR = ".resume"
 FORMAT = "edgekit.checkpoint/1"
@@ -115,7 +115,8 @@ class EpochCheckpoint:
         losses = [sum(h.values()) for h in history]
         best = min(range(len(losses)), key=losses.__getitem__) if losses else None
         meta = {"format": FORMAT, "fingerprint": self.fingerprint, "loop": self.name, "epoch": epoch,
-                "history": history, "best": None if best is None else {"epoch": best, "train_loss": losses[best]}, "tensors_sha256": _sha256(self.tensors_path), "state": state}
+                "history": history, "best": None if best is None else {"epoch": best, "train_loss": losses[best]},
+                "tensors_sha256": file_sha256(self.tensors_path), "state": state}
         write_text_atomic(self.meta_path, json.dumps(meta) + "\n")
         self.stats["writes"] += 1
         self.stats["seconds"] += time.perf_counter() - started
@@ -148,7 +149,7 @@ class EpochCheckpoint:
         if meta.get("format") != FORMAT or meta.get("fingerprint") != self.fingerprint:
             return None
         try:
-            if _sha256(self.tensors_path) != meta.get("tensors_sha256"):
+            if file_sha256(self.tensors_path) != meta.get("tensors_sha256"):
                 return None
         except OSError:
             return None
@@ -162,14 +163,6 @@ def epoch_checkpoint(name: str) -> EpochCheckpoint | None:
         return None
     folder, fingerprint, stats = slot
     return EpochCheckpoint(folder, fingerprint, name.replace("/", "_").replace(" ", "_"), stats)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # A state dict as JSON plus named tensors, keeping the Python types that load_state_dict relies on
