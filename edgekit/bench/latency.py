@@ -73,7 +73,7 @@ def measure(call: Callable[[], object], runs: int, threads: int, warmup: int = W
 def measure_interleaved(calls: Mapping[str, Callable[[], object]], runs: int, threads: int, warmup: int = WARMUP,
                         seconds: float = SECONDS) -> dict[str, dict[str, float | int | bool | str]]:
     """Latency percentiles of every model in ``calls``, timed in interleaved rounds (see the module docstring)."""
-    rounds: dict[str, list[np.ndarray]] = {name: [] for name in calls}
+    rounds = {name: _Rounds() for name in calls}
     with _gc_off(), pinned(threads):
         for call in calls.values():
             for _ in range(warmup):
@@ -81,13 +81,13 @@ def measure_interleaved(calls: Mapping[str, Callable[[], object]], runs: int, th
         started = time.perf_counter()
         while True:
             for name, call in calls.items():
-                rounds[name].append(_time_slice(call))
+                rounds[name].add(_time_slice(call))
             elapsed = time.perf_counter() - started
-            if elapsed >= seconds and all(_settled(r, runs) for r in rounds.values()):
+            if elapsed >= seconds and all(r.settled(runs) for r in rounds.values()):
                 break
             if elapsed >= BUSY_FACTOR * seconds:
                 break
-    return {name: _summary(r, runs, threads, warmup) for name, r in rounds.items()}
+    return {name: r.summary(runs, threads, warmup) for name, r in rounds.items()}
 
 
 def _time_slice(call: Callable[[], object]) -> np.ndarray:
@@ -106,23 +106,42 @@ def _quiet(values: np.ndarray) -> np.ndarray:
     return values <= np.sort(values)[min(1, len(values) - 1)] * (1 + QUIET_WITHIN)
 
 
-def _per_round(rounds: list[np.ndarray], q: float) -> np.ndarray:
-    return np.array([np.percentile(r, q) for r in rounds])
+class _Rounds:
+    """One model's timing rounds, each round's p50 and p90 computed once, as the round is added."""
 
+    def __init__(self) -> None:
+        self.times: list[np.ndarray] = []
+        self.p50s: list[float] = []
+        self.p90s: list[float] = []
+        self.calls = 0
 
-def _settled(rounds: list[np.ndarray], runs: int) -> bool:
-    if sum(len(r) for r in rounds) < runs:
-        return False
-    return all(_quiet(_per_round(rounds, q)).sum() >= QUIET_ROUNDS for q in (50, 90))
+    def add(self, times: np.ndarray) -> None:
+        self.times.append(times)
+        p50, p90 = np.percentile(times, [50, 90])
+        self.p50s.append(float(p50))
+        self.p90s.append(float(p90))
+        self.calls += len(times)
+
+    def settled(self, runs: int) -> bool:
+        if self.calls < runs:
+            return False
+        return all(_quiet(np.asarray(v)).sum() >= QUIET_ROUNDS for v in (self.p50s, self.p90s))
+
+    def summary(self, runs: int, threads: int, warmup: int) -> dict[str, float | int | bool | str]:
+        every = np.concatenate(self.times)
+        p50s, p90s = np.asarray(self.p50s), np.asarray(self.p90s)
+        quiet50, quiet90 = _quiet(p50s), _quiet(p90s)
+        p50 = float(np.median(p50s[quiet50]))
+        return {"p50": round(p50, 4), "p90": round(float(np.median(p90s[quiet90])), 4),
+                "mean": round(float(every.mean()), 4), "min": round(float(every.min()), 4),
+                "runs": len(every), "rounds": len(self.times), "quiet_rounds": int(min(quiet50.sum(), quiet90.sum())),
+                "settled": self.settled(runs), "noise_pct": round(100 * max(0.0, float(np.median(p50s)) / p50 - 1), 1),
+                "statistic": STATISTIC, "warmup": warmup, "threads": threads, "batch": 1}
 
 
 def _summary(rounds: list[np.ndarray], runs: int, threads: int, warmup: int) -> dict[str, float | int | bool | str]:
-    every = np.concatenate(rounds)
-    p50s, p90s = _per_round(rounds, 50), _per_round(rounds, 90)
-    quiet50, quiet90 = _quiet(p50s), _quiet(p90s)
-    p50 = float(np.median(p50s[quiet50]))
-    return {"p50": round(p50, 4), "p90": round(float(np.median(p90s[quiet90])), 4),
-            "mean": round(float(every.mean()), 4), "min": round(float(every.min()), 4),
-            "runs": len(every), "rounds": len(rounds), "quiet_rounds": int(min(quiet50.sum(), quiet90.sum())),
-            "settled": _settled(rounds, runs), "noise_pct": round(100 * max(0.0, float(np.median(p50s)) / p50 - 1), 1),
-            "statistic": STATISTIC, "warmup": warmup, "threads": threads, "batch": 1}
+    """The summary of rounds already timed (as measure_interleaved gives it)."""
+    collected = _Rounds()
+    for times in rounds:
+        collected.add(times)
+    return collected.summary(runs, threads, warmup)
