@@ -244,6 +244,7 @@ CASES = [
     Case("teacher-onnx-not-a-model", _teacher_onnx_not_a_model, ("teacher.onnx", "not a readable onnx model")),
     Case("loss-not-finite", _config("teacher_lr = 1e30\n"), ("teacher", "loss became", "lower the learning rate"),
          command="teacher"),
+    Case("latency-seconds-zero", _config("latency_seconds = 0\n"), ("latency_seconds", "positive number")),
     Case("force-stage-unknown", _flags("--force-stage", "distil"), ("distil", "did you mean 'distill'")),
     Case("teacher-missing", _teacher_missing, ("teacher.pt", "does not exist")),
     Case("teacher-random-bytes-pt", _random_bytes("teacher.pt"), ("teacher.pt", "not a checkpoint")),
