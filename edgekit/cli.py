@@ -30,7 +30,7 @@ DEBUG = {"on": False}
 Data = Annotated[Optional[Path], typer.Option(help="Classification: ImageFolder directory (train/<class>/*, test/<class>/*, optional val/); default built-in digits. Detection: a YOLO data.yaml or COCO instances.json; default built-in scenes.")]
 Task = Annotated[Optional[str], typer.Option(help="classify (default) or detect.")]
 Images = Annotated[Optional[Path], typer.Option(help="Detection with a COCO instances.json: the image folder.")]
-TeacherFile = Annotated[Optional[Path], typer.Option("--teacher", help="Teacher weights: .safetensors, state_dict .pt/.pth, or ExportedProgram .pt2. Default: train one.")]
+TeacherFile = Annotated[Optional[list[Path]], typer.Option("--teacher", help="Teacher weights: .safetensors, state_dict .pt/.pth, ExportedProgram .pt2, or .onnx; repeat for --method ensemble. Default: train one.")]
 TeacherArch = Annotated[Optional[str], typer.Option(help="torchvision architecture of the teacher (default resnet18).")]
 Student = Annotated[Optional[str], typer.Option(help="mobilenet_v2 (default) or mobilenet_v3_small.")]
 Width = Annotated[Optional[float], typer.Option(help="Student width multiplier (default 0.35).")]
@@ -38,7 +38,9 @@ Size = Annotated[Optional[int], typer.Option(help="Square input size in pixels (
 Temperature = Annotated[Optional[float], typer.Option(help="Distillation temperature T (default 4).")]
 Alpha = Annotated[Optional[float], typer.Option(help="Weight of the soft KD term; 1-alpha weighs cross-entropy (default 0.7).")]
 Epochs = Annotated[Optional[int], typer.Option(help="Epochs for every training stage (teacher, distill, QAT).")]
-Method = Annotated[Optional[str], typer.Option("--quant-method", "--method", help="qat (teacher-guided, default) or ptq.")]
+QuantMethod = Annotated[Optional[str], typer.Option("--quant-method", help="qat (teacher-guided, default) or ptq.")]
+Method = Annotated[Optional[str], typer.Option("--method", help="Distillation: kd (default), dkd, fitnet, at, rkd, ensemble, progressive, self; combine with + (e.g. kd+at, ensemble+dkd, at:0.5+kd).")]
+SoftLabels = Annotated[Optional[str], typer.Option("--soft-label-cache", help="Teacher outputs cached on disk: auto (in --out, default), off, or a folder shared by runs.")]
 Target = Annotated[Optional[str], typer.Option(help="Target profile name (see `edgekit targets`) or a .toml file (default rpi4).")]
 Threads = Annotated[Optional[int], typer.Option(help="Threads of the target estimate and of host latency (default: the target's; on the host at most its cores less one).")]
 Budget = Annotated[Optional[list[str]], typer.Option("--budget", help="A limit key=value (latency_ms, size_mb, accuracy, agreement); repeatable. Missed: exit 1.")]
@@ -55,13 +57,16 @@ SkipBad = Annotated[bool, typer.Option("--skip-bad-images", help="Leave out imag
 def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads the signature
     def command(data: Data = None, task: Task = None, images: Images = None, teacher: TeacherFile = None, teacher_arch: TeacherArch = None,
                 student: Student = None, width: Width = None, size: Size = None, temperature: Temperature = None,
-                alpha: Alpha = None, epochs: Epochs = None, quant_method: Method = None, target: Target = None,
+                alpha: Alpha = None, epochs: Epochs = None, method: Method = None, quant_method: QuantMethod = None,
+                soft_label_cache: SoftLabels = None, target: Target = None,
                 threads: Threads = None, budget: Budget = None, device: DeviceOpt = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
                 force: Force = False, force_stage: ForceStage = None, skip_bad_images: SkipBad = False,
                 debug: Debug = False) -> None:
         DEBUG["on"] = debug
         flags = {"data": str(data) if data else None, "task": task, "images": str(images) if images else None,
-                 "teacher": str(teacher) if teacher else None,
+                 "teacher": str(teacher[0]) if teacher else None,
+                 "extra_teachers": [str(t) for t in teacher[1:]] if teacher and len(teacher) > 1 else None,
+                 "method": method, "soft_label_cache": soft_label_cache,
                  "teacher_arch": teacher_arch, "student": student, "width": width, "size": size,
                  "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method,
                  "target": target, "threads": threads, "budget": budget or None, "device": device, "seed": seed,
@@ -138,8 +143,8 @@ def _print_table(report: dict, out: Path) -> None:
 app.command("compress")(_stage_command(list(("teacher", "distill", "quantize", "export", "benchmark")),
                                        "Run the whole chain: teacher, distill, quantize, export, benchmark."))
 app.command("teacher")(_stage_command(["teacher"], "Train a teacher on the data, or load yours, and measure it."))
-app.command("distill")(_stage_command(["distill"], "Distil the teacher into a MobileNet student (Hinton KD)."))
-app.command("quantize")(_stage_command(["quantize"], "INT8 by teacher-guided QAT (default) or PTQ (--method ptq)."))
+app.command("distill")(_stage_command(["distill"], "Distil the teacher into a MobileNet student (--method: kd, dkd, fitnet, at, rkd, ensemble, progressive, self)."))
+app.command("quantize")(_stage_command(["quantize"], "INT8 by teacher-guided QAT (default) or PTQ (--quant-method ptq)."))
 app.command("export")(_stage_command(["export"], "Write ONNX and TFLite, FP32 and INT8, with labels and preprocess.json."))
 
 

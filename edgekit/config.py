@@ -35,7 +35,10 @@ class Settings:
     batch_size: int = 64
     hflip: bool = False  # random horizontal flips in training (photos: yes; digits and text: no)
     # teacher
-    teacher: str | None = None  # weights file (.safetensors, .pt/.pth state_dict, .pt2); None: train one
+    teacher: str | None = None  # weights file (.safetensors, .pt/.pth state_dict, .pt2, .onnx); None: train one
+    extra_teachers: list[str] = field(default_factory=list)  # method ensemble: the 2nd, 3rd, ... teacher files
+    teacher_weights: list[float] = field(default_factory=list)  # method ensemble: one weight per teacher (default equal)
+    ensemble_size: int = 2  # method ensemble without teacher files: how many teachers to train (seeds seed, seed+1, ...)
     teacher_arch: str = "resnet18"  # any torchvision classification builder name
     teacher_epochs: int = 8
     teacher_lr: float = 0.05
@@ -43,7 +46,14 @@ class Settings:
     student: str = "mobilenet_v2"  # or mobilenet_v3_small
     width: float = 0.35
     temperature: float = 4.0
-    alpha: float = 0.7  # weight of the soft (KD) term; 1 - alpha weighs cross-entropy
+    alpha: float = 0.7  # weight of the teacher terms; 1 - alpha weighs cross-entropy
+    method: str = "kd"  # distill/methods.py: kd, dkd, fitnet, at, rkd, ensemble, progressive, self; "+" combines
+    teacher_layers: list[str] = field(default_factory=list)  # module paths feature methods read (default: stage ends)
+    student_layers: list[str] = field(default_factory=list)  # the student's, paired with teacher_layers in order
+    assistants: int = 1  # method progressive: teacher assistants between teacher and student
+    generations: int = 2  # method self: student generations (the first learns from the labels)
+    soft_label_cache: str = "auto"  # auto (<out>/.soft_labels), off, or a folder shared by runs
+    soft_label_cache_mb: int = 4096  # a cache that would grow beyond this is not used (the teacher runs every step)
     distill_epochs: int = 20
     distill_lr: float = 0.05
     # quantize
@@ -69,7 +79,8 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "teacher": ("data", "size", "seed", "mean", "std", "batch_size", "hflip", "teacher", "teacher_arch",
                 "teacher_epochs", "teacher_lr"),
     "distill": ("data", "size", "seed", "mean", "std", "batch_size", "hflip", "student", "width",
-                "temperature", "alpha", "distill_epochs", "distill_lr"),
+                "temperature", "alpha", "distill_epochs", "distill_lr", "method", "teacher_layers", "student_layers",
+                "assistants", "generations"),
     "quantize": ("data", "size", "seed", "mean", "std", "batch_size", "hflip", "temperature", "alpha",
                  "quant_method", "qat_epochs", "qat_lr", "calibration_batches"),
     "export": ("data", "size", "mean", "std"),
@@ -105,7 +116,29 @@ METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "student": ("mobilenet_v2", "m
 
 def stage_params(settings: Settings, stage: str) -> dict[str, Any]:
     keys = DETECT_STAGE_KEYS if settings.task == "detect" else STAGE_KEYS
-    return {k: getattr(settings, k) for k in keys[stage]}
+    params = {k: getattr(settings, k) for k in keys[stage]}
+    if stage == "teacher" and settings.task != "detect":
+        params.update(teacher_source_params(settings))
+    return params
+
+
+def teacher_source_params(settings: Settings) -> dict[str, Any]:
+    """What else decides the teacher: an ensemble's members and weights; for self-distillation, the student's
+    architecture (the first generation is the teacher)."""
+    strategy = method_strategy(settings.method)
+    if strategy == "ensemble":
+        count = None if settings.teacher else settings.ensemble_size
+        return {"ensemble": {"extra_teachers": settings.extra_teachers, "trained": count,
+                             "weights": settings.teacher_weights}}
+    if strategy == "self":
+        return {"self": {"student": settings.student, "width": settings.width}}
+    return {}
+
+
+def method_strategy(method: str) -> str | None:
+    from edgekit.distill.methods import parse_method
+
+    return parse_method(method).strategy
 
 
 def _nearest(key: str, choices: list[str]) -> str:
@@ -229,6 +262,34 @@ def validate(s: Settings) -> None:
     if not (math.isfinite(s.latency_seconds) and s.latency_seconds > 0):
         raise EdgekitError(f"latency_seconds must be a positive number, got {s.latency_seconds}",
                            "set latency_seconds to e.g. 20")
+    for key, least in (("ensemble_size", 2), ("assistants", 1), ("generations", 2), ("soft_label_cache_mb", 1)):
+        if getattr(s, key) < least:
+            raise EdgekitError(f"{key} must be at least {least}, got {getattr(s, key)}", f"set {key} to {least} or more")
+    if any(not (math.isfinite(w) and w > 0) for w in s.teacher_weights):
+        raise EdgekitError(f"teacher_weights must be positive numbers, got {s.teacher_weights}",
+                           "give one positive weight per teacher, e.g. teacher_weights = [0.6, 0.4]")
+    if len(s.teacher_layers) != len(s.student_layers):
+        raise EdgekitError(f"{len(s.teacher_layers)} teacher_layers but {len(s.student_layers)} student_layers",
+                           "name as many of each; they pair up in order")
+    strategy = method_strategy(s.method)  # parses: an unknown method is named here, before any work
+    if s.extra_teachers and strategy != "ensemble":
+        raise EdgekitError(f"{1 + len(s.extra_teachers)} teachers given for --method {s.method}",
+                           "add ensemble to --method (e.g. --method ensemble) or pass one --teacher")
+    if s.extra_teachers and not s.teacher:
+        raise EdgekitError("extra_teachers without teacher", "set teacher to the first teacher file")
+    if strategy == "ensemble":
+        if s.teacher and not s.extra_teachers:
+            raise EdgekitError("--method ensemble needs at least 2 teachers, got 1 --teacher",
+                               "pass --teacher twice, or none to train ensemble_size teachers")
+        count = 1 + len(s.extra_teachers) if s.teacher else s.ensemble_size
+        if s.teacher_weights and len(s.teacher_weights) != count:
+            raise EdgekitError(f"{len(s.teacher_weights)} teacher_weights for {count} teachers",
+                               "give one weight per teacher, in the order of the --teacher flags")
+    if s.task == "detect" and s.method != "kd":
+        raise EdgekitError(f"detection distils with kd only, got --method {s.method}", "leave --method out")
+    if strategy == "self" and s.teacher:
+        raise EdgekitError("--method self learns from the student's own earlier generation, not from --teacher",
+                           "drop --teacher, or pick another method")
     for key, choices in METHOD_CHOICES.items():
         if getattr(s, key) not in choices:
             raise EdgekitError(f"{key.replace('_', '-')} '{getattr(s, key)}' is not known",

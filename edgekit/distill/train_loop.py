@@ -8,30 +8,48 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from edgekit.distill.hooks import FeatureTap
 from edgekit.distill.progress import progress_bar
+from edgekit.distill.soft_label_cache import SoftLabelCache
+from edgekit.distill.teacher_feed import TeacherFeed
 from edgekit.errors import EdgekitError
 from edgekit.pipeline.resume import end_epoch, start_or_resume
 
-LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+LossFn = Callable[[Any, Any, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 SHIFT = 2  # random translation of up to this many pixels
+VIEW_SEEDS = 10**13  # augmentation generators live apart from the order generators (seed * 1000 + epoch < 2**32 * 1000)
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, hflip: bool = False) -> torch.Tensor:
-    """Random translation by up to SHIFT pixels (edges replicated), optional horizontal flips.
+def epoch_plan(n: int, seed: int, augment_seed: int, epoch: int, hflip: bool
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An epoch's image order and each image's augmentation view: shift (dy, dx) and flip.
 
-    Deterministic given the generator. Flips are off by default: digits and text must not mirror.
+    The order comes from ``seed``; the views from ``augment_seed`` and are drawn for every image at once, so
+    an image's view depends on (augment seed, epoch, image) alone, not on the batch it lands in. That is
+    what lets the soft-label cache reuse the teacher's outputs across runs, batch sizes and stages.
+    """
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+    views = torch.Generator().manual_seed(VIEW_SEEDS + augment_seed * 1000 + epoch)
+    shifts = torch.randint(0, 2 * SHIFT + 1, (n, 2), generator=views)
+    flips = torch.rand(n, generator=views) < 0.5 if hflip else torch.zeros(n, dtype=torch.bool)
+    return order, shifts, flips
+
+
+def augment(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Translate each image by its shift (up to SHIFT pixels, edges replicated); mirror the flipped ones.
+
+    Flips are off by default (``hflip``): digits and text must not mirror.
     """
     n, _, h, w = x.shape
     padded = F.pad(x, (SHIFT, SHIFT, SHIFT, SHIFT), mode="replicate")
-    offsets = torch.randint(0, 2 * SHIFT + 1, (n, 2), generator=generator)
-    out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
-    if hflip:
-        flip = torch.rand(n, generator=generator) < 0.5
-        out[flip] = out[flip].flip(-1)
+    out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(shifts.tolist())])
+    if bool(flips.any()):
+        out[flips] = out[flips].flip(-1)
     return out
 
 
@@ -61,35 +79,55 @@ def train(
     batch_size: int,
     seed: int,
     stage: str,
-    teacher: torch.nn.Module | None = None,
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
     hflip: bool = False,
     weight_decay: float = 4e-5,
+    augment_seed: int | None = None,
+    soft_labels: SoftLabelCache | None = None,
 ) -> list[dict[str, float]]:
-    """SGD with Nesterov momentum and a cosine schedule; returns the mean loss terms per epoch."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """SGD with Nesterov momentum and a cosine schedule; returns the mean loss terms per epoch.
+
+    ``loss_fn`` may carry trained parameters (FitNet's adapters) and name the layers it reads of the
+    student and the teacher (distill/losses.py); ``soft_labels`` serves the teacher's side from disk.
+    """
+    augment_seed = seed if augment_seed is None else augment_seed
+    extra = list(getattr(loss_fn, "parameters", list)())
+    params = [p for p in model.parameters() if p.requires_grad] + extra
     optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(y) / batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                     pct_start=0.15, anneal_strategy="cos")
-    checkpoint, first, history = start_or_resume(stage, model, optimizer, scheduler, epochs, seed)
-    with progress_bar() as bar:
-        task = bar.add_task(f"{stage}", total=epochs * steps_per_epoch, completed=first * steps_per_epoch, info="")
-        for epoch in range(first, epochs):
-            generator = torch.Generator().manual_seed(seed * 1000 + epoch)
-            order = torch.randperm(len(y), generator=generator)
-            sums: dict[str, float] = {}
-            for step in range(steps_per_epoch):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                xb, yb = augment(x[idx], generator, hflip), y[idx]
-                teacher_logits = None
-                if teacher is not None:
-                    with torch.no_grad():
-                        teacher_logits = teacher(xb)
-                loss, parts = loss_fn(model(xb), teacher_logits, yb)
-                optimization_step(loss, parts, optimizer, scheduler, sums, stage, epoch)
-                bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.3f}")
-            history.append({k: round(v / steps_per_epoch, 5) for k, v in sums.items()})
-            end_epoch(checkpoint, epoch, history, model, optimizer, scheduler)
+    checkpoint, first, history = start_or_resume(stage, model, optimizer, scheduler, epochs, seed, extra)
+    feed = TeacherFeed(teacher, loss_fn, soft_labels, x[:1], len(y), epochs, stage) if teacher is not None else None
+    layers, embedding = list(getattr(loss_fn, "student_layers", [])), bool(getattr(loss_fn, "embedding", False))
+    tap = FeatureTap(model, layers, "student", embedding) if feed is not None and (layers or embedding) else None
+    set_progress = getattr(loss_fn, "set_progress", None)
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task(f"{stage}", total=epochs * steps_per_epoch, completed=first * steps_per_epoch, info="")
+            for epoch in range(first, epochs):
+                order, shifts, flips = epoch_plan(len(y), seed, augment_seed, epoch, hflip)
+                if feed is not None:
+                    feed.start_epoch(epoch)
+                sums: dict[str, float] = {}
+                for step in range(steps_per_epoch):
+                    idx = order[step * batch_size:(step + 1) * batch_size]
+                    xb, yb = augment(x[idx], shifts[idx], flips[idx]), y[idx]
+                    if set_progress is not None:
+                        set_progress((epoch * steps_per_epoch + step) / (epochs * steps_per_epoch))
+                    teacher_out = feed(xb, idx) if feed is not None else None
+                    student_out = tap.run(xb) if tap is not None else model(xb)
+                    loss, parts = loss_fn(student_out, teacher_out, yb)
+                    optimization_step(loss, parts, optimizer, scheduler, sums, stage, epoch)
+                    bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.3f}")
+                if feed is not None:
+                    feed.end_epoch(epoch)
+                history.append({k: round(v / steps_per_epoch, 5) for k, v in sums.items()})
+                end_epoch(checkpoint, epoch, history, model, optimizer, scheduler, extra)
+    finally:
+        for hooks in (tap, feed):
+            if hooks is not None:
+                hooks.close()
     return history
 
 

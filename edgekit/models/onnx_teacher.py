@@ -16,12 +16,15 @@ from edgekit.errors import EdgekitError
 
 
 class OnnxTeacher(torch.nn.Module):
+    opaque = True  # logits only: no inner layers for feature methods
+
     def __init__(self, path: Path) -> None:
         super().__init__()
         import onnx
         import onnxruntime as ort
 
         path = Path(path)
+        self.source_path = path
         try:
             graph = onnx.load(str(path), load_external_data=False).graph
             options = ort.SessionOptions()

@@ -162,7 +162,8 @@ def epoch_checkpoint(name: str) -> EpochCheckpoint | None:
     if slot is None:
         return None
     folder, fingerprint, stats = slot
-    return EpochCheckpoint(folder, fingerprint, name.replace("/", "_").replace(" ", "_"), stats)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return EpochCheckpoint(folder, fingerprint, safe, stats)
 
 
 # A state dict as JSON plus named tensors, keeping the Python types that load_state_dict relies on
@@ -211,20 +212,24 @@ def start_or_resume(stage: str, model: torch.nn.Module, optimizer: torch.optim.O
                     ) -> tuple[EpochCheckpoint | None, int, list[dict[str, float]]]:
     """A training loop's checkpoint, the epoch to start at (0-based) and the history so far.
 
-    ``stage`` is the loop's label ("distill", "quantize (QAT)"); its first word names the stage to the user.
+    ``stage`` is the loop's label ("distill", "quantize (QAT)", "teacher (2 of 3)"), unique within its stage
+    (it names the checkpoint); its first word names the stage to the user.
     A fresh start seeds numpy's and Python's generators (the caller seeded torch's before building the
     model), so nothing in training depends on the state a process happened to start with.
     """
     random.seed(seed)
     np.random.seed(seed)
-    checkpoint = epoch_checkpoint(stage.split()[0])
+    checkpoint = epoch_checkpoint(stage)
     if checkpoint is None:
         return None, 0, []
     resumed = checkpoint.restore(model, optimizer, scheduler, extra)
     if resumed is None:
         return checkpoint, 0, []
-    print(f"resuming {stage.split()[0]} from epoch {resumed.next_epoch + 1} ({resumed.next_epoch} of {epochs} done)",
-          file=sys.stderr, flush=True)
+    if resumed.next_epoch >= epochs:  # one loop of several in a stage (an ensemble member, an assistant) had finished
+        print(f"{stage}: finished before the interruption, restored from its checkpoint", file=sys.stderr, flush=True)
+    else:
+        print(f"resuming {stage.split()[0]} from epoch {resumed.next_epoch + 1} ({resumed.next_epoch} of {epochs} done)",
+              file=sys.stderr, flush=True)
     return checkpoint, resumed.next_epoch, resumed.history
 
 

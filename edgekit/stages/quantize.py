@@ -9,18 +9,20 @@ import torch
 from safetensors.torch import save_file
 
 from edgekit.config import stage_params
+from edgekit.distill.cache_policy import soft_label_cache
 from edgekit.distill.losses import KDLoss
 from edgekit.distill.train_loop import accuracy, predict, train
 from edgekit.models.checkpoint import WEIGHTS
 from edgekit.models.predictions import save_logits
-from edgekit.models.stage_models import load_student, load_teacher
+from edgekit.models.stage_models import load_student
 from edgekit.pipeline.atomic import write_json_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.quantize import pt2e
 from edgekit.quantize.converted_cache import remember
 from edgekit.stages.common import StageContext
+from edgekit.stages.distill import guide_teacher
 
-VERSION = "1"
+VERSION = "2"  # 2: augmentation drawn per epoch and image; soft-label cache; guide teacher
 
 
 @torch.no_grad()
@@ -50,11 +52,13 @@ def run(ctx: StageContext) -> dict[str, Any]:
         prepared = pt2e.prepare(student, example, s.quant_method)
         history: list[dict[str, float]] = []
         if s.quant_method == "qat":
-            teacher = load_teacher(teacher_dir) if s.alpha > 0 else None
+            teacher = guide_teacher(distill_dir, teacher_dir) if s.alpha > 0 else None
             pt2e.to_train(prepared)
+            # Augmented views of the distill stage's seed: its first epochs' soft labels come from the cache.
             history = train(prepared, x, y, loss_fn=KDLoss(s.temperature, s.alpha), teacher=teacher,
                             epochs=s.qat_epochs, lr=s.qat_lr, batch_size=s.batch_size, hflip=s.hflip, seed=s.seed + 1,
-                            stage="quantize (QAT)")
+                            augment_seed=s.seed, stage="quantize (QAT)",
+                            soft_labels=soft_label_cache(s, ctx.out, teacher, x, s.seed))
             pt2e.to_eval(prepared)
             images = len(y) * s.qat_epochs
         else:
