@@ -136,7 +136,7 @@ def teacher_source_params(settings: Settings) -> dict[str, Any]:
 
 
 def method_strategy(method: str) -> str | None:
-    from edgekit.distill.methods import parse_method
+    from edgekit.distill.method_spec import parse_method
 
     return parse_method(method).strategy
 
@@ -271,7 +271,15 @@ def validate(s: Settings) -> None:
     if len(s.teacher_layers) != len(s.student_layers):
         raise EdgekitError(f"{len(s.teacher_layers)} teacher_layers but {len(s.student_layers)} student_layers",
                            "name as many of each; they pair up in order")
-    strategy = method_strategy(s.method)  # parses: an unknown method is named here, before any work
+    from edgekit.distill.method_spec import parse_method
+
+    method = parse_method(s.method)  # an unknown method is named here, before any work
+    strategy = method.strategy
+    opaque = [f for f in ([s.teacher] if s.teacher else []) + list(s.extra_teachers) if Path(f).suffix in (".onnx", ".pt2")]
+    if method.needs_features and (strategy == "ensemble" or opaque):
+        what = "an ensemble" if strategy == "ensemble" else Path(opaque[0]).name
+        raise EdgekitError(f"--method {s.method} reads the teacher's inner layers, and {what} gives logits only",
+                           "use kd or dkd, or give one teacher as .safetensors or .pt with --teacher-arch")
     if s.extra_teachers and strategy != "ensemble":
         raise EdgekitError(f"{1 + len(s.extra_teachers)} teachers given for --method {s.method}",
                            "add ensemble to --method (e.g. --method ensemble) or pass one --teacher")

@@ -11,7 +11,7 @@ import torch
 from edgekit.distill.feature_losses import AttentionTransfer, FitNet
 from edgekit.distill.hooks import EMBEDDING, FeatureTap, Outputs, stride_layers
 from edgekit.distill.losses import DKD, KD, DistillLoss
-from edgekit.distill.methods import parse_method
+from edgekit.distill.method_spec import parse_method
 from edgekit.distill.relational import RKD
 from edgekit.errors import EdgekitError
 

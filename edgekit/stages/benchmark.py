@@ -120,7 +120,7 @@ def build_measurements(ctx: StageContext, artifacts: list[dict[str, Any]], threa
         "students": [
             {"name": "student_fp32", "arch": student["arch"], "width": student["width"], "params": student["params"],
              "accuracy": student["accuracy"], "temperature": student["temperature"], "alpha": student["alpha"],
-             "alpha_convention": "weight of the soft (KD) term"},
+             "method": student.get("method", "kd"), "alpha_convention": "weight of the teacher terms"},
             {"name": "student_int8_pytorch", "arch": student["arch"], "method": quant["method"],
              "teacher_guided": quant["teacher_guided"], "params": student["params"], "accuracy": quant["accuracy"]},
         ],

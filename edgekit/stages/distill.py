@@ -16,7 +16,8 @@ import torch
 from edgekit.config import stage_params
 from edgekit.distill.assistants import assistant_widths
 from edgekit.distill.cache_policy import soft_label_cache
-from edgekit.distill.methods import build_loss, parse_method
+from edgekit.distill.method_spec import parse_method
+from edgekit.distill.methods import build_loss
 from edgekit.distill.train_loop import accuracy, predict, train
 from edgekit.models.builders import build_model, student_spec
 from edgekit.models.checkpoint import count_parameters, save_weights
