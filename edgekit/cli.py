@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -40,6 +42,7 @@ Alpha = Annotated[Optional[float], typer.Option(help="Weight of the teacher term
 Epochs = Annotated[Optional[int], typer.Option(help="Epochs for every training stage (teacher, distill, QAT).")]
 QuantMethod = Annotated[Optional[str], typer.Option("--quant-method", help="qat (teacher-guided, default) or ptq.")]
 Method = Annotated[Optional[str], typer.Option("--method", help="Distillation: kd (default), dkd, fitnet, at, rkd, ensemble, progressive, self; combine with + (e.g. kd+at, ensemble+dkd, at:0.5+kd).")]
+Nproc = Annotated[Optional[int], typer.Option("--nproc", help="Train on N processes of this machine (DistributedDataParallel over gloo); for several machines run the command under torchrun instead.")]
 SoftLabels = Annotated[Optional[str], typer.Option("--soft-label-cache", help="Teacher outputs cached on disk: auto (in --out, default), off, or a folder shared by runs.")]
 Target = Annotated[Optional[str], typer.Option(help="Target profile name (see `edgekit targets`) or a .toml file (default rpi4).")]
 Threads = Annotated[Optional[int], typer.Option(help="Threads of the target estimate and of host latency (default: the target's; on the host at most its cores less one).")]
@@ -58,7 +61,7 @@ def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads t
     def command(data: Data = None, task: Task = None, images: Images = None, teacher: TeacherFile = None, teacher_arch: TeacherArch = None,
                 student: Student = None, width: Width = None, size: Size = None, temperature: Temperature = None,
                 alpha: Alpha = None, epochs: Epochs = None, method: Method = None, quant_method: QuantMethod = None,
-                soft_label_cache: SoftLabels = None, target: Target = None,
+                soft_label_cache: SoftLabels = None, nproc: Nproc = None, target: Target = None,
                 threads: Threads = None, budget: Budget = None, device: DeviceOpt = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
                 force: Force = False, force_stage: ForceStage = None, skip_bad_images: SkipBad = False,
                 debug: Debug = False) -> None:
@@ -66,7 +69,7 @@ def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads t
         flags = {"data": str(data) if data else None, "task": task, "images": str(images) if images else None,
                  "teacher": str(teacher[0]) if teacher else None,
                  "extra_teachers": [str(t) for t in teacher[1:]] if teacher and len(teacher) > 1 else None,
-                 "method": method, "soft_label_cache": soft_label_cache,
+                 "method": method, "soft_label_cache": soft_label_cache, "nproc": nproc,
                  "teacher_arch": teacher_arch, "student": student, "width": width, "size": size,
                  "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method,
                  "target": target, "threads": threads, "budget": budget or None, "device": device, "seed": seed,
@@ -86,10 +89,46 @@ def _run(stages: list[str], flags: dict, out: Path, config: Path | None, force: 
 
     forced = forced_stages(stages, force, force_stage)
     quick_checks(settings, out, stages)
+    from edgekit.pipeline.distributed import launched_as_one_of_several, process_group
+
+    if settings.nproc > 1 and not launched_as_one_of_several():
+        from edgekit.pipeline.launch import launch
+        from edgekit.pipeline.run_lock import run_lock
+
+        with run_lock(out):  # held for all the processes
+            code = launch(settings.nproc, sys.argv[1:])
+        if code:
+            raise SystemExit(code)
+        return
+    with process_group() as world, _locked(out, world):
+        _run_locked(stages, settings, out, forced)
+
+
+@contextmanager
+def _locked(out: Path, world) -> Iterator[None]:  # noqa: ANN001 - a distributed.World
+    """The run lock: taken here, or by the --nproc launcher; of several processes, rank 0 takes it for all."""
+    import os
+
+    from edgekit.pipeline.distributed import from_main
+    from edgekit.pipeline.launch import LOCK_HELD
     from edgekit.pipeline.run_lock import run_lock
 
-    with run_lock(out):
-        _run_locked(stages, settings, out, forced)
+    if os.environ.get(LOCK_HELD):
+        yield
+        return
+    if not world.main:
+        if not from_main(0):
+            raise SystemExit(2)  # rank 0 could not take the lock and says why
+        yield
+        return
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(run_lock(out))
+        except EdgekitError:
+            from_main(0)
+            raise
+        from_main(1)
+        yield
 
 
 def _run_locked(stages: list[str], settings: Settings, out: Path, forced: set[str]) -> None:
@@ -104,7 +143,9 @@ def _run_locked(stages: list[str], settings: Settings, out: Path, forced: set[st
 
         ctx = StageContext(settings=settings, out=out, console=ERR)
     records = run_chain(ctx, stages, forced)
-    if "benchmark" in stages:
+    from edgekit.pipeline.distributed import world
+
+    if "benchmark" in stages and world().main:
         _print_summary(out)
         _exit_on_budget_failures(records["report"]["failures"])
 

@@ -68,6 +68,7 @@ class Settings:
     latency_seconds: float = 20.0  # host timing window for all artifacts together; up to 3x on a busy host (bench/latency.py)
     budget: list[str] = field(default_factory=list)  # "key=value" limits (bench/budgets.py); beat the target's
     device: str | None = None  # "local" or "ssh://user@host[:port]": also measure there
+    nproc: int = 1  # training processes on this machine (DistributedDataParallel, gloo); torchrun sets its own
     skip_bad_images: bool = False  # leave out image files that cannot be decoded (data/bad_images.py) instead of stopping
 
     def with_epochs(self, epochs: int) -> None:
@@ -293,6 +294,10 @@ def validate(s: Settings) -> None:
         if s.teacher_weights and len(s.teacher_weights) != count:
             raise EdgekitError(f"{len(s.teacher_weights)} teacher_weights for {count} teachers",
                                "give one weight per teacher, in the order of the --teacher flags")
+    if s.nproc < 1:
+        raise EdgekitError(f"--nproc must be at least 1, got {s.nproc}", "pass --nproc 2 (or leave it out)")
+    if s.task == "detect" and s.nproc > 1:
+        raise EdgekitError("detection trains on one process", "leave --nproc out")
     if s.task == "detect" and s.method != "kd":
         raise EdgekitError(f"detection distils with kd only, got --method {s.method}", "leave --method out")
     if strategy == "self" and s.teacher:

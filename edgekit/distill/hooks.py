@@ -60,8 +60,10 @@ class FeatureTap:
     in one forward pass keeps the last output.
     """
 
-    def __init__(self, model: torch.nn.Module, paths: list[str], role: str, embedding: bool = False) -> None:
+    def __init__(self, model: torch.nn.Module, paths: list[str], role: str, embedding: bool = False,
+                 call: Any = None) -> None:
         self.model = model
+        self.call = call if call is not None else model  # e.g. the DistributedDataParallel wrapper of model
         self.captured: dict[str, torch.Tensor] = {}
         self.handles: list[Any] = []
         for path in dict.fromkeys(paths):
@@ -85,7 +87,7 @@ class FeatureTap:
 
     def run(self, x: torch.Tensor) -> Outputs:
         self.captured = {}
-        logits = self.model(x)
+        logits = self.call(x)
         return Outputs(logits=logits, features=self.captured)
 
     def close(self) -> None:

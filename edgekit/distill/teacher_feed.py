@@ -10,6 +10,7 @@ import torch
 
 from edgekit.distill.hooks import FeatureTap, Outputs
 from edgekit.distill.soft_label_cache import SoftLabelCache
+from edgekit.pipeline.distributed import from_main, world
 
 
 class TeacherFeed:
@@ -46,16 +47,19 @@ class TeacherFeed:
         self.filling = {} if self.cache is not None and self.table is None else None
         self.filled = torch.zeros(self.rows, dtype=torch.bool)
 
-    def __call__(self, xb: torch.Tensor, idx: torch.Tensor) -> Outputs:
+    def __call__(self, xb: torch.Tensor, idx: torch.Tensor, own: torch.Tensor | None = None) -> Outputs:
+        """The teacher's side for images ``idx``; ``own`` marks the ones this process records (of several
+        processes, each image is recorded by exactly one)."""
         if self.table is not None:
             return Outputs(self.table["logits"][idx], {k: self.table[k][idx] for k in self.parts[1:]})
         out = self._live(xb)
         if self.filling is not None:
+            keep = idx if own is None else idx[own]
             for part, value in (("logits", out.logits), *out.features.items()):
                 if part not in self.filling:
                     self.filling[part] = torch.zeros((self.rows, *value.shape[1:]), dtype=value.dtype)
-                self.filling[part][idx] = value.detach()
-            self.filled[idx] = True
+                self.filling[part][keep] = (value if own is None else value[own]).detach()
+            self.filled[keep] = True
         return out
 
     def end_epoch(self, epoch: int, combine: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
@@ -67,13 +71,15 @@ class TeacherFeed:
         if combine is not None:
             filled = combine(filled.to(torch.int32)) > 0
             self.filling = {k: combine(v) for k, v in self.filling.items()}
-        if bool(filled.all()) and set(self.filling) == set(self.parts):
+        if bool(filled.all()) and set(self.filling) == set(self.parts) and world().main:
             try:
                 self.cache.save(epoch, self.filling)
             except OSError as exc:  # a full disk costs the cache, not the run: the teacher runs from here on
                 say(f"{self.stage}: soft-label cache off: writing {self.cache.folder} failed ({exc.strerror}); "
                     "the teacher runs at every step")
                 self.cache = None
+        if combine is not None and not from_main(int(self.cache is not None)):
+            self.cache = None  # rank 0 could not write: all go on without the cache, in step
         self.filling = None
 
     def close(self) -> None:

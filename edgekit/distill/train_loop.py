@@ -12,12 +12,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
 
 from edgekit.distill.hooks import FeatureTap
 from edgekit.distill.progress import progress_bar
 from edgekit.distill.soft_label_cache import SoftLabelCache
 from edgekit.distill.teacher_feed import TeacherFeed
 from edgekit.errors import EdgekitError
+from edgekit.pipeline.distributed import all_sum, all_true, world
 from edgekit.pipeline.resume import end_epoch, start_or_resume
 
 LossFn = Callable[[Any, Any, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
@@ -55,13 +57,20 @@ def augment(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor) -> torch
 
 def optimization_step(loss: torch.Tensor, parts: dict[str, float], optimizer: torch.optim.Optimizer,
                       scheduler: torch.optim.lr_scheduler.LRScheduler, sums: dict[str, float], stage: str,
-                      epoch: int) -> None:
-    """One step of any training loop: stop on a non-finite loss, step optimizer and schedule, add up the loss terms."""
-    if not torch.isfinite(loss.detach()):
+                      epoch: int, shared: list[torch.nn.Parameter] = ()) -> None:
+    """One step of any training loop: stop on a non-finite loss, step optimizer and schedule, add up the loss terms.
+
+    With several processes the stop is collective (all stop at the same step), and the gradients of
+    ``shared`` parameters that DistributedDataParallel does not see (a loss's adapters) are averaged here.
+    """
+    if not all_true(bool(torch.isfinite(loss.detach()))):
         raise EdgekitError(f"{stage}: the loss became {float(loss.detach())} in epoch {epoch + 1}",
                            "lower the learning rate (e.g. halve it) and rerun")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    for p in shared if world().size > 1 else ():
+        if p.grad is not None:
+            p.grad = all_sum(p.grad) / world().size
     optimizer.step()
     scheduler.step()
     for k, v in parts.items():
@@ -91,44 +100,74 @@ def train(
     student and the teacher (distill/losses.py); ``soft_labels`` serves the teacher's side from disk.
     """
     augment_seed = seed if augment_seed is None else augment_seed
+    w = world()
     extra = list(getattr(loss_fn, "parameters", list)())
     params = [p for p in model.parameters() if p.requires_grad] + extra
     optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(y) / batch_size)
+    batch = batch_size if w.size == 1 else math.ceil(batch_size / w.size)  # the same images per step in all
+    steps_per_epoch = math.ceil(math.ceil(len(y) / w.size) / batch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                     pct_start=0.15, anneal_strategy="cos")
     checkpoint, first, history = start_or_resume(stage, model, optimizer, scheduler, epochs, seed, extra)
+    # Buffers (batch-norm statistics, QAT observers) stay each process's own; rank 0's are the ones saved.
+    # Broadcasting them at every forward, DDP's default, broke the fake-quantize ranges of a PT2E QAT graph.
+    net = torch.nn.parallel.DistributedDataParallel(model, forward_sync_buffers=False) if w.size > 1 else model
     feed = TeacherFeed(teacher, loss_fn, soft_labels, x[:1], len(y), epochs, stage) if teacher is not None else None
     layers, embedding = list(getattr(loss_fn, "student_layers", [])), bool(getattr(loss_fn, "embedding", False))
-    tap = FeatureTap(model, layers, "student", embedding) if feed is not None and (layers or embedding) else None
+    tap = FeatureTap(model, layers, "student", embedding, call=net) if feed is not None and (layers or embedding) else None
     set_progress = getattr(loss_fn, "set_progress", None)
     try:
         with progress_bar() as bar:
             task = bar.add_task(f"{stage}", total=epochs * steps_per_epoch, completed=first * steps_per_epoch, info="")
             for epoch in range(first, epochs):
                 order, shifts, flips = epoch_plan(len(y), seed, augment_seed, epoch, hflip)
+                mine, own = shard(order, len(y), seed, epoch)
                 if feed is not None:
                     feed.start_epoch(epoch)
                 sums: dict[str, float] = {}
                 for step in range(steps_per_epoch):
-                    idx = order[step * batch_size:(step + 1) * batch_size]
+                    idx = mine[step * batch:(step + 1) * batch]
                     xb, yb = augment(x[idx], shifts[idx], flips[idx]), y[idx]
                     if set_progress is not None:
                         set_progress((epoch * steps_per_epoch + step) / (epochs * steps_per_epoch))
-                    teacher_out = feed(xb, idx) if feed is not None else None
-                    student_out = tap.run(xb) if tap is not None else model(xb)
+                    teacher_out = feed(xb, idx, own[step * batch:(step + 1) * batch]) if feed is not None else None
+                    student_out = tap.run(xb) if tap is not None else net(xb)
                     loss, parts = loss_fn(student_out, teacher_out, yb)
-                    optimization_step(loss, parts, optimizer, scheduler, sums, stage, epoch)
+                    optimization_step(loss, parts, optimizer, scheduler, sums, stage, epoch, extra)
                     bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.3f}")
                 if feed is not None:
-                    feed.end_epoch(epoch)
-                history.append({k: round(v / steps_per_epoch, 5) for k, v in sums.items()})
+                    feed.end_epoch(epoch, all_sum if w.size > 1 else None)
+                history.append(_epoch_means(sums, steps_per_epoch))
                 end_epoch(checkpoint, epoch, history, model, optimizer, scheduler, extra)
     finally:
         for hooks in (tap, feed):
             if hooks is not None:
                 hooks.close()
     return history
+
+
+def shard(order: torch.Tensor, n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """This process's images for the epoch, and which of them it owns (is not a padding repeat of).
+
+    One process: the epoch's order, all owned. Several: torch's DistributedSampler (shuffled by seed and
+    epoch, padded to a multiple of the processes by repeating its first images, rank r taking every r-th).
+    """
+    w = world()
+    if w.size == 1:
+        return order, torch.ones(n, dtype=torch.bool)
+    sampler = DistributedSampler(range(n), num_replicas=w.size, rank=w.rank, shuffle=True, seed=seed)
+    sampler.set_epoch(epoch)
+    mine = torch.tensor(list(sampler), dtype=torch.int64)
+    return mine, (w.rank + torch.arange(len(mine)) * w.size) < n
+
+
+def _epoch_means(sums: dict[str, float], steps: int) -> dict[str, float]:
+    """Mean loss terms of the epoch, over all processes."""
+    if world().size > 1:
+        keys = sorted(sums)
+        total = all_sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64)) / world().size
+        sums = dict(zip(keys, total.tolist()))
+    return {k: round(v / steps, 5) for k, v in sums.items()}
 
 
 @torch.no_grad()

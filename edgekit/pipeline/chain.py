@@ -113,12 +113,16 @@ def forced_stages(stages: list[str], force: bool, force_stage: str | None) -> se
 
 def run_chain(ctx: StageContext, stages: list[str], forced: set[str] | None = None) -> dict[str, dict[str, Any]]:
     preflight(ctx, stages)
+    from edgekit.pipeline.distributed import TRAINING_STAGES, world
+
     functions = stage_functions(ctx.settings.task)
     records = {}
     for name in stages:
+        if not world().main and name not in TRAINING_STAGES:
+            continue  # export, benchmark and reports are rank 0's
         ctx.force = name in (forced or set())
         records[name] = functions[name](ctx)
-    if "benchmark" in stages:
+    if "benchmark" in stages and world().main:
         from edgekit.stages.report import run as report
 
         records["report"] = report(ctx)

@@ -37,6 +37,7 @@ from safetensors.torch import load_file
 
 from edgekit.models.checkpoint import write_safetensors
 from edgekit.pipeline.atomic import write_text_atomic
+from edgekit.pipeline.distributed import world
 from edgekit.pipeline.faults import fault_point
 from edgekit.pipeline.fingerprint import file_sha256
 
@@ -89,7 +90,9 @@ class EpochCheckpoint:
     def save(self, epoch: int, history: list[dict[str, float]], model: torch.nn.Module,
              optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
              extra: list[torch.nn.Parameter] | None = None) -> None:
-        """Record the state after ``epoch`` (0-based) finished."""
+        """Record the state after ``epoch`` (0-based) finished (rank 0 of several processes only: they agree)."""
+        if not world().main:
+            return
         started = time.perf_counter()
         self.tensors_path.parent.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, torch.Tensor] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from edgekit.errors import EdgekitError
 from edgekit.pipeline.atomic import replace_dir, write_json_atomic
+from edgekit.pipeline.distributed import TRAINING_STAGES, barrier, world
 from edgekit.pipeline.faults import fault_point
 from edgekit.pipeline.fingerprint import fingerprint, path_digest
 from edgekit.pipeline.resume import clear_stage_slot, stage_slot
@@ -84,6 +86,8 @@ def run_stage(
     console = console or Console(stderr=True, soft_wrap=True)
     out = Path(out)
     digests = {k: (path_digest(Path(v)) if isinstance(v, Path) else str(v)) for k, v in inputs.items()}
+    if world().size > 1:  # several processes train differently (per-process batch norm, sharded batches)
+        digests["processes"] = str(world().size)
     fp = fingerprint(stage, version, params, digests)
     final = stage_dir(out, stage)
     record_path = final / STAGE_FILE
@@ -97,10 +101,14 @@ def run_stage(
             return record
         if record:
             console.print(f"{stage}: {_why_stale(record, version, params, digests)}, rerunning")
+    if not world().main:
+        return _follow(stage, out, fp, body)
     out.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(out, final.name)
     if force:
         clear_stage_slot(out, stage)  # --force starts over, not from a checkpoint
+    if stage in TRAINING_STAGES:
+        barrier()  # the others read the checkpoints only now
     tmp = out / f".{final.name}.partial-{os.getpid()}"
     tmp.mkdir()
     started = time.perf_counter()
@@ -125,5 +133,17 @@ def run_stage(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     clear_stage_slot(out, stage)
+    if stage in TRAINING_STAGES:
+        barrier()  # the others go on only once this stage is in place
     console.print(f"{stage}: done in {record['seconds']:.1f} s")
     return record
+
+
+def _follow(stage: str, out: Path, fp: str, body: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """A process other than rank 0: train in lockstep, write into a scratch folder that is thrown away."""
+    barrier()
+    with tempfile.TemporaryDirectory(prefix=f"edgekit-{stage}-rank{world().rank}-") as scratch, \
+            stage_slot(out, stage, fp):
+        result = body(Path(scratch))
+    barrier()
+    return {"stage": stage, "status": "complete", "fingerprint": fp, "result": result}
