@@ -189,6 +189,50 @@ app.command("quantize")(_stage_command(["quantize"], "INT8 by teacher-guided QAT
 app.command("export")(_stage_command(["export"], "Write ONNX and TFLite, FP32 and INT8, with labels and preprocess.json."))
 
 
+@app.command("tune")
+def tune(data: Data = None, teacher: TeacherFile = None, teacher_arch: TeacherArch = None, student: Student = None,
+         width: Width = None, size: Size = None, seed: Seed = None,
+         trials: Annotated[int, typer.Option(help="How many settings to try.")] = 12,
+         methods: Annotated[str, typer.Option(help="Comma-separated methods to choose from.")] = "kd,dkd,at,rkd,fitnet",
+         trial_epochs: Annotated[Optional[int], typer.Option(help="Distillation epochs of each trial (default: a quarter of distill_epochs).")] = None,
+         out: Annotated[Path, typer.Option(help="Tuning folder: the teacher, trials/, tune.json, tune.md, best.toml.")] = Path("runs/tune"),
+         config: Config = None, debug: Debug = False) -> None:
+    """Search T, alpha and the method (Optuna) on the validation split; write the best as a config file."""
+    DEBUG["on"] = debug
+    flags = {"data": str(data) if data else None, "teacher": str(teacher[0]) if teacher else None,
+             "teacher_arch": teacher_arch, "student": student, "width": width, "size": size, "seed": seed}
+    if teacher and len(teacher) > 1:
+        raise EdgekitError("tune takes one --teacher", "tune with one teacher; ensembles are a method of compress")
+    settings = build_settings(load_config_file(config) if config else {}, flags)
+    if trials < 1:
+        raise EdgekitError(f"--trials must be at least 1, got {trials}", "pass e.g. --trials 12")
+    epochs = trial_epochs if trial_epochs is not None else max(1, settings.distill_epochs // 4)
+    if epochs < 1:
+        raise EdgekitError(f"--trial-epochs must be at least 1, got {epochs}", "pass e.g. --trial-epochs 5")
+    from edgekit.distill.tune import parse_methods
+
+    choices = parse_methods(methods)
+    if settings.task == "detect":
+        raise EdgekitError("tune searches classification distillation", "leave --task out")
+    from edgekit.pipeline.chain import quick_checks
+    from edgekit.pipeline.run_lock import run_lock
+
+    quick_checks(settings, out, ["teacher", "distill"])
+    with run_lock(out):
+        from edgekit.distill.tune import search, write_reports
+        from edgekit.pipeline.chain import run_chain
+        from edgekit.stages.common import StageContext
+
+        ctx = StageContext(settings=settings, out=out, console=ERR)
+        run_chain(ctx, ["teacher"])
+        rows = search(ctx, trials, choices, epochs)
+        best = write_reports(out, settings, rows, epochs)
+    OUT.print(f"best of {len(rows)} trials: {best['method']}, T {best['temperature']}, alpha {best['alpha']}, "
+              f"val accuracy {best['val_accuracy']:.4f}", markup=False, highlight=False)
+    OUT.print(f"`edgekit compress --config {out / 'best.toml'}` uses them; every trial in {out}/tune.md",
+              markup=False, highlight=False)
+
+
 @app.command("benchmark")
 def benchmark(path: Annotated[Optional[Path], typer.Argument(help="A .tflite or .onnx file, or a run directory (default: --out).")] = None,
               target: Target = None, threads: Threads = None, budget: Budget = None, device: DeviceOpt = None,

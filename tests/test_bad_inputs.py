@@ -253,6 +253,7 @@ CASES = [
          ("2 teachers", "ensemble")),
     Case("ensemble-of-one", _flags("--method", "ensemble", "--teacher", "a.pt"), ("at least 2 teachers",)),
     Case("feature-method-onnx-teacher", _flags("--method", "at", "--teacher", "t.onnx"), ("t.onnx", "logits only")),
+    Case("tune-method-unknown", _flags("--methods", "kd,atx"), ("atx", "did you mean 'at'"), command="tune"),
     Case("layers-unpaired", _config('teacher_layers = ["layer1"]\n'), ("teacher_layers", "student_layers")),
     Case("teacher-missing", _teacher_missing, ("teacher.pt", "does not exist")),
     Case("teacher-random-bytes-pt", _random_bytes("teacher.pt"), ("teacher.pt", "not a checkpoint")),

@@ -1,0 +1,121 @@
+"""``edgekit tune``: search T, alpha and the method with Optuna, on the validation split, by short runs.
+
+Each trial is a real distill stage in ``<out>/trials/<n>/`` (fingerprinted and checkpointed like any
+other), learning from the one teacher of ``<out>/teacher`` and reading the soft labels that earlier
+trials cached in ``<out>/.soft_labels``: after the first trial of a method family the teacher no longer
+runs. The sampler is Optuna's TPE, seeded, so rerunning the same command after an interruption asks
+for the same trials again and finds the finished ones up to date.
+
+The best trial's settings are written as ``<out>/best.toml``, which ``compress --config`` takes; every
+trial is listed in ``<out>/tune.json`` and ``tune.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from edgekit.config import Settings
+from edgekit.distill.method_spec import parse_method
+from edgekit.errors import EdgekitError
+from edgekit.stages.common import StageContext
+
+DEFAULT_METHODS = ("kd", "dkd", "at", "rkd", "fitnet")
+T_RANGE = (1.0, 10.0)
+ALPHA_RANGE = (0.1, 0.95)
+
+
+def parse_methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    if not methods:
+        raise EdgekitError("--methods is empty", "give comma-separated methods, e.g. --methods kd,dkd,at")
+    for m in methods:
+        parse_method(m)  # names a bad one
+    return methods
+
+
+def trial_folder(out: Path, number: int) -> Path:
+    """``<out>/trials/<n>`` with its ``teacher`` pointing at the tuning run's teacher."""
+    folder = Path(out) / "trials" / f"{number:03d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "teacher"
+    if not link.exists():
+        os.symlink(os.path.relpath(Path(out) / "teacher", folder), link)
+    return folder
+
+
+def run_trial(ctx: StageContext, number: int, method: str, temperature: float, alpha: float,
+              epochs: int) -> tuple[float, float]:
+    """Distil with these settings in the trial's folder; the student's validation accuracy and the seconds taken."""
+    from edgekit.distill.train_loop import accuracy, predict
+    from edgekit.models.stage_models import load_student
+    from edgekit.stages import distill
+
+    settings = dataclasses.replace(ctx.settings, method=method, temperature=temperature, alpha=alpha,
+                                   distill_epochs=epochs, soft_label_cache=str(Path(ctx.out).resolve() / ".soft_labels"))
+    trial = StageContext(settings=settings, out=trial_folder(ctx.out, number), console=ctx.console)
+    started = time.perf_counter()
+    distill.run(trial)
+    x_val, y_val = ctx.split("val")
+    val = accuracy(predict(load_student(trial.out / "distill"), x_val), y_val)
+    return val, round(time.perf_counter() - started, 1)
+
+
+def search(ctx: StageContext, trials: int, methods: list[str], epochs: int) -> list[dict[str, Any]]:
+    """Run the study; one row per trial (number, method, T, alpha, validation accuracy, seconds)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=ctx.settings.seed))
+    rows: list[dict[str, Any]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        method = trial.suggest_categorical("method", methods)
+        temperature = round(trial.suggest_float("temperature", *T_RANGE, log=True), 3)
+        alpha = round(trial.suggest_float("alpha", *ALPHA_RANGE), 3)
+        val, seconds = run_trial(ctx, trial.number, method, temperature, alpha, epochs)
+        rows.append({"trial": trial.number, "method": method, "temperature": temperature, "alpha": alpha,
+                     "val_accuracy": val, "seconds": seconds})
+        best = max(rows, key=lambda r: r["val_accuracy"])
+        ctx.console.print(f"tune: trial {trial.number + 1}/{trials}: {method}, T {temperature}, alpha {alpha} -> "
+                          f"val accuracy {val:.4f} (best {best['val_accuracy']:.4f}, trial {best['trial'] + 1})",
+                          markup=False, highlight=False)
+        return val
+
+    study.optimize(objective, n_trials=trials)
+    return rows
+
+
+def best_config(settings: Settings, best: dict[str, Any]) -> str:
+    """The TOML that `compress --config` takes: the chosen method, T and alpha (and the data it was tuned on)."""
+    lines = ["# written by `edgekit tune`: the best of its trials on the validation split",
+             f'method = "{best["method"]}"', f"temperature = {best['temperature']}", f"alpha = {best['alpha']}"]
+    if settings.data:
+        lines.append(f'data = "{settings.data}"')
+    if settings.size != Settings().size:
+        lines.append(f"size = {settings.size}")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(out: Path, settings: Settings, rows: list[dict[str, Any]], epochs: int) -> dict[str, Any]:
+    """tune.json (every trial), tune.md (the same as a table) and best.toml; returns the best row."""
+    from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
+
+    best = max(rows, key=lambda r: (r["val_accuracy"], -r["trial"]))
+    write_json_atomic(out / "tune.json", {"schema": "edgekit.tune/1", "trial_epochs": epochs, "best": best,
+                                          "ranges": {"temperature": T_RANGE, "alpha": ALPHA_RANGE},
+                                          "trials": rows})
+    lines = ["# edgekit tune", "", f"{len(rows)} trials of {epochs} distillation epoch(s) each, scored on the "
+             "validation split; Optuna TPE sampler (seeded).", "",
+             "| Trial | Method | T | alpha | Val accuracy % | Seconds |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        mark = " **best**" if r is best else ""
+        lines.append(f"| {r['trial'] + 1}{mark} | {r['method']} | {r['temperature']} | {r['alpha']} | "
+                     f"{100 * r['val_accuracy']:.2f} | {r['seconds']} |")
+    lines += ["", f"`edgekit compress --config {out / 'best.toml'}` trains with the best settings."]
+    write_text_atomic(out / "tune.md", "\n".join(lines) + "\n")
+    write_text_atomic(out / "best.toml", best_config(settings, best))
+    return best
