@@ -61,6 +61,19 @@ def make_subset(full: Path, train_per_class: int, test_per_class: int) -> Path:
     return subset
 
 
+def add_subset_args(parser: argparse.ArgumentParser, train_per_class: int, test_per_class: int = 1000) -> None:
+    parser.add_argument("--train-per-class", type=int, default=train_per_class)
+    parser.add_argument("--test-per-class", type=int, default=test_per_class)
+
+
+def subset_or_skip(args: argparse.Namespace) -> Path | None:
+    """The CIFAR-10 subset the arguments name, or None (said on stdout) when the shared archive is absent."""
+    if not ARCHIVE.is_file():
+        print(f"skipped: {ARCHIVE} is absent (see shared/data/README.md)")
+        return None
+    return make_subset(unpack(), args.train_per_class, args.test_per_class)
+
+
 def stage_seconds(out: Path) -> dict[str, dict[str, float]]:
     """Seconds each stage took when it ran, per run (copied stages count once, in kd_qat)."""
     own = {"kd_qat": ("teacher", "distill", "quantize", "artifacts", "benchmark"),
@@ -95,22 +108,20 @@ def int8_margins(ctx, run_dir: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-per-class", type=int, default=1000)
-    parser.add_argument("--test-per-class", type=int, default=1000)
+    add_subset_args(parser, 1000)
     parser.add_argument("--epochs", type=int, default=10, help="teacher and student epochs")
     parser.add_argument("--qat-epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=CACHE / "runs")
     args = parser.parse_args()
-    if not ARCHIVE.is_file():
-        print(f"skipped: {ARCHIVE} is absent (see shared/data/README.md)")
+    started = time.perf_counter()
+    data = subset_or_skip(args)
+    if data is None:
         return 0
 
     from edgekit.config import Settings, as_dict
     from edgekit.pipeline.chain import run_chain
     from edgekit.stages.common import StageContext
 
-    started = time.perf_counter()
-    data = make_subset(unpack(), args.train_per_class, args.test_per_class)
     common = dict(data=str(data), hflip=True, teacher_epochs=args.epochs, distill_epochs=args.epochs,
                   qat_epochs=args.qat_epochs)
     runs = {

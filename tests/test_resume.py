@@ -143,3 +143,35 @@ def test_force_stage_reruns_that_stage_and_every_later_one() -> None:
     assert forced_stages(list(ORDER), False, None) == set()
     with pytest.raises(EdgekitError, match="did you mean 'export'"):
         forced_stages(list(ORDER), False, "exprt")
+
+
+def test_resumed_qat_run_is_bit_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PT2E QAT graph: its observers' eps (2**-12) must survive the checkpoint (torchao resets it when the
+    state dict's module versions are missing), or the resumed run ends with other INT8 scales."""
+    from edgekit.distill.losses import KDLoss
+    from edgekit.quantize import pt2e
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(24, 3, 8, 8, generator=g), torch.randint(0, 3, (24,), generator=g)
+
+    def qat(out: Path) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                    torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3))
+        prepared = pt2e.prepare(model.eval(), x[:2], "qat")
+        pt2e.to_train(prepared)
+        with stage_slot(out, "quantize", "fp-qat"):
+            train_loop.train(prepared, x, y, loss_fn=KDLoss(), epochs=3, lr=0.01, batch_size=8, seed=2,
+                             stage="quantize (QAT)")
+        return prepared
+
+    reference = qat(tmp_path / "a")
+    _interrupt_after(monkeypatch, 2)
+    with pytest.raises(Interrupted):
+        qat(tmp_path / "b")
+    monkeypatch.undo()
+    resumed = qat(tmp_path / "b")
+    epsilons = [k for k in reference.state_dict() if k.endswith(".eps")]
+    assert epsilons and all(float(reference.state_dict()[k]) == 2**-12 for k in epsilons)
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name

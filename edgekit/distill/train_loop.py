@@ -7,6 +7,7 @@ The caller sets the model's mode (a PT2E graph cannot use ``.train()``), so this
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -93,11 +94,13 @@ def train(
     weight_decay: float = 4e-5,
     augment_seed: int | None = None,
     soft_labels: SoftLabelCache | None = None,
+    timings: list[float] | None = None,
 ) -> list[dict[str, float]]:
     """SGD with Nesterov momentum and a cosine schedule; returns the mean loss terms per epoch.
 
     ``loss_fn`` may carry trained parameters (FitNet's adapters) and name the layers it reads of the
     student and the teacher (distill/losses.py); ``soft_labels`` serves the teacher's side from disk.
+    ``timings`` receives the wall seconds of each epoch run here (the soft-label cache's effect is measured so).
     """
     augment_seed = seed if augment_seed is None else augment_seed
     w = world()
@@ -120,6 +123,7 @@ def train(
         with progress_bar() as bar:
             task = bar.add_task(f"{stage}", total=epochs * steps_per_epoch, completed=first * steps_per_epoch, info="")
             for epoch in range(first, epochs):
+                started = time.perf_counter()
                 order, shifts, flips = epoch_plan(len(y), seed, augment_seed, epoch, hflip)
                 mine, own = shard(order, len(y), seed, epoch)
                 if feed is not None:
@@ -138,6 +142,8 @@ def train(
                 if feed is not None:
                     feed.end_epoch(epoch, all_sum if w.size > 1 else None)
                 history.append(_epoch_means(sums, steps_per_epoch))
+                if timings is not None:
+                    timings.append(round(time.perf_counter() - started, 3))
                 end_epoch(checkpoint, epoch, history, model, optimizer, scheduler, extra)
     finally:
         for hooks in (tap, feed):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,18 @@ def write_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
         if "StorageFull" in str(exc) or "code: 28" in str(exc):
             raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
         raise
+
+
+def with_module_versions(state: dict[str, torch.Tensor], model: torch.nn.Module) -> OrderedDict:
+    """``state`` with the module versions a state dict carries beside its tensors (``_metadata``), from ``model``.
+
+    safetensors and our checkpoints keep tensors only; without the versions torchao takes each observer's
+    state for an old one and resets its ``eps`` (2**-12 in QAT) to float32's, which changes the INT8 scales
+    (a rebuilt QAT graph, a resumed QAT run).
+    """
+    state = OrderedDict(state)
+    state._metadata = getattr(model.state_dict(), "_metadata", None)  # type: ignore[attr-defined]
+    return state
 
 
 def save_weights(model: torch.nn.Module, folder: Path, spec: dict[str, Any]) -> None:

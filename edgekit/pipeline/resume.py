@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from edgekit.models.checkpoint import write_safetensors
+from edgekit.models.checkpoint import with_module_versions, write_safetensors
 from edgekit.pipeline.atomic import write_text_atomic
 from edgekit.pipeline.distributed import world
 from edgekit.pipeline.faults import fault_point
@@ -133,7 +133,7 @@ class EpochCheckpoint:
             return None
         tensors = load_file(str(self.tensors_path))
         state = meta["state"]
-        model.load_state_dict(_decode(state["model"], tensors))
+        model.load_state_dict(with_module_versions(_decode(state["model"], tensors), model))
         with torch.no_grad():
             for p, saved in zip(extra or [], state["extra"]):
                 p.copy_(_decode(saved, tensors))

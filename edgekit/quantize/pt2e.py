@@ -9,13 +9,14 @@ student and loads it back, so no pickle is ever written or read.
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
 import logging
 import warnings
 from typing import Literal
 
 import torch
 from torch.export import Dim
+
+from edgekit.models.checkpoint import with_module_versions
 
 Method = Literal["qat", "ptq"]
 
@@ -63,12 +64,7 @@ def to_eval(prepared: torch.nn.Module) -> None:
 def rebuild_prepared(student: torch.nn.Module, example: torch.Tensor, method: Method,
                      state: dict[str, torch.Tensor]) -> torch.nn.Module:
     prepared = prepare(student, example, method)
-    # safetensors keeps no state-dict metadata; without the observers' version numbers torchao treats
-    # the state as old and resets each observer's eps, which changes the INT8 graph. Reattach it.
-    fresh = prepared.state_dict()
-    state = OrderedDict(state)
-    state._metadata = getattr(fresh, "_metadata", None)  # type: ignore[attr-defined]
-    prepared.load_state_dict(state, strict=True)
+    prepared.load_state_dict(with_module_versions(state, prepared), strict=True)
     to_eval(prepared)
     return prepared
 

@@ -69,16 +69,17 @@ def run(ctx: StageContext) -> dict[str, Any]:
             model.train()
             loss = build_loss(method, model, teacher, s.size, temperature=s.temperature, alpha=s.alpha,
                               student_layers=s.student_layers, teacher_layers=teacher_layers)
+            timings: list[float] = []
             history = train(model, x, y, loss_fn=loss, teacher=teacher, epochs=s.distill_epochs, lr=s.distill_lr,
                             batch_size=s.batch_size, hflip=s.hflip, seed=s.seed, stage=label,
-                            soft_labels=soft_label_cache(s, ctx.out, teacher, x, s.seed))
+                            soft_labels=soft_label_cache(s, ctx.out, teacher, x, s.seed), timings=timings)
             model.eval()
             if last:
                 break
             acc = accuracy(predict(model, x_eval), y_eval)
             ctx.console.print(f"{label}: {count_parameters(model):,} parameters, {ctx.data.eval_split} accuracy {acc:.4f}")
             steps.append({"label": label, "width": spec["width"], "params": count_parameters(model), "accuracy": acc,
-                          "history": history})
+                          "history": history, "epoch_seconds": timings})
             for p in model.parameters():
                 p.requires_grad_(False)
             teacher, guide_spec, teacher_layers = model, spec, list(s.student_layers)
@@ -96,7 +97,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         return {"accuracy": acc, "split": ctx.data.eval_split, "params": params, "arch": s.student,
                 "width": s.width, "teacher_to_student_params": round(ratio, 2), "temperature": s.temperature,
                 "alpha": s.alpha, "method": s.method, "loss_terms": [n for n, _ in method.terms],
-                "intermediate": steps, "history": history}
+                "intermediate": steps, "history": history, "epoch_seconds": timings}
 
     return run_stage("distill", VERSION, stage_params(s, "distill"), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)

@@ -1,0 +1,194 @@
+"""The distillation family on CIFAR-10, each method carried through QAT to INT8 TFLite.
+
+    python benchmarks/distill_methods.py [--train-per-class 500] [--test-per-class 1000] [--epochs 15]
+                                         [--teacher-epochs 15] [--qat-epochs 2]
+
+Rows: scratch (alpha 0), kd, dkd, fitnet, at, rkd, ensemble (2 ResNet-18 teachers, seeds 0 and 1),
+progressive (one assistant), self (born-again, 2 generations); each with the student's test accuracy in
+PyTorch (FP32) and as FP32 and INT8 TFLite files run in LiteRT, and its distillation seconds per epoch
+relative to scratch's. One more run, kd at alpha 0.5, is a T/alpha trial that finds the soft-label cache
+warm: its epoch against scratch's is the cache's cost. All runs share one soft-label cache, so each
+method's first run computes the teacher's side (cold) and later runs read it; the table says which.
+
+Data: ../shared/data/cifar10-jpg.tar.gz (JPEG ImageFolder), the first N images per class by file name
+(benchmarks/cifar10_chain.py); skipped with a message when absent.
+Writes benchmarks/results/distill_methods.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cifar10_chain import CACHE, RESULTS, add_subset_args, subset_or_skip  # noqa: E402
+
+METHODS = ("scratch", "kd", "dkd", "fitnet", "at", "rkd", "ensemble", "progressive", "self")
+
+
+def linked_teacher(run: Path, teacher_run: Path) -> None:
+    """A run folder whose teacher stage is another run's (one teacher trained for many students)."""
+    run.mkdir(parents=True, exist_ok=True)
+    link = run / "teacher"
+    if not link.exists():
+        os.symlink(os.path.relpath(teacher_run / "teacher", run), link)
+
+
+def tflite_accuracies(run: Path, settings: Any) -> dict[str, Any]:
+    """FP32 and INT8 TFLite files of the run's student, and their test accuracy in LiteRT."""
+    from edgekit.bench.runtimes import open_runner, tflite_io
+    from edgekit.export.tflite_format import export_tflite
+    from edgekit.models.stage_models import load_prepared, load_student
+    from edgekit.quantize import pt2e
+    from edgekit.quantize.converted_cache import converted_graph
+    from edgekit.stages.common import StageContext
+
+    ctx = StageContext(settings, run)
+    x, y = ctx.eval_split()
+    int8 = converted_graph(run / "quantize", lambda: pt2e.convert(load_prepared(run / "distill", run / "quantize", settings.size)))
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, model, is_int8 in (("fp32", load_student(run / "distill"), False), ("int8", int8, True)):
+            path = Path(tmp) / f"model_{name}.tflite"
+            started = time.perf_counter()
+            export_tflite(model, x[:1], path, int8=is_int8)
+            predicted = open_runner(path, tflite_io(path), threads=2)(x.numpy()).argmax(1)
+            out[f"tflite_{name}"] = {"accuracy": float((predicted == y.numpy()).mean()), "bytes": path.stat().st_size,
+                                     "export_seconds": round(time.perf_counter() - started, 1)}
+    return out
+
+
+def stage_result(run: Path, stage: str) -> dict[str, Any]:
+    return json.loads((run / stage / "stage.json").read_text())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_subset_args(parser, 500)
+    parser.add_argument("--epochs", type=int, default=15, help="distillation epochs of every student")
+    parser.add_argument("--teacher-epochs", type=int, default=15)
+    parser.add_argument("--qat-epochs", type=int, default=2)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--out", type=Path, default=CACHE / "methods")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    data = subset_or_skip(args)
+    if data is None:
+        return 0
+
+    from edgekit.config import Settings, as_dict
+    from edgekit.pipeline.chain import run_chain
+    from edgekit.stages.common import StageContext
+
+    out = args.out
+    shutil.rmtree(out, ignore_errors=True)  # every number below comes from this run
+    common = dict(data=str(data), hflip=True, teacher_epochs=args.teacher_epochs, distill_epochs=args.epochs,
+                  qat_epochs=args.qat_epochs, soft_label_cache=str((out / "soft_labels").resolve()))
+    seconds: dict[str, float] = {}
+
+    def chain(name: str, settings: Settings, stages: list[str]) -> None:
+        t = time.perf_counter()
+        run_chain(StageContext(settings, out / name), stages)
+        seconds[name] = round(seconds.get(name, 0.0) + time.perf_counter() - t, 1)
+        print(f"[{(time.perf_counter() - started) / 60:.1f} min] {name}: {stages} done", flush=True)
+
+    chain("teacher_a", Settings(**common), ["teacher"])
+    methods = [m for m in args.methods.split(",") if m]
+    runs: dict[str, Settings] = {}
+    for method in methods:
+        if method == "scratch":
+            runs[method] = Settings(**common, alpha=0.0)
+        elif method == "ensemble":
+            chain("teacher_b", Settings(**common, seed=1), ["teacher"])
+            runs[method] = Settings(**common, method="ensemble",
+                                    teacher=str(out / "teacher_a" / "teacher" / "model.safetensors"),
+                                    extra_teachers=[str(out / "teacher_b" / "teacher" / "model.safetensors")])
+        else:
+            runs[method] = Settings(**common, method=method)
+        if method in ("ensemble", "self"):
+            chain(method, runs[method], ["teacher", "distill", "quantize"])
+        else:
+            linked_teacher(out / method, out / "teacher_a")
+            chain(method, runs[method], ["distill", "quantize"])
+        if method == "kd":  # a T/alpha trial: the cache the kd run filled is warm now
+            linked_teacher(out / "kd_trial", out / "teacher_a")
+            runs["kd_trial"] = Settings(**common, alpha=0.5)
+            chain("kd_trial", runs["kd_trial"], ["distill"])
+
+    rows = []
+    for name in [*methods, "kd_trial"] if "kd" in methods else methods:
+        run = out / name
+        distill = stage_result(run, "distill")
+        row = {"name": name, "method": runs[name].method if name != "scratch" else "none (alpha 0)",
+               "alpha": runs[name].alpha, "pytorch_fp32": distill["result"]["accuracy"],
+               "distill_seconds": distill["seconds"], "epoch_seconds": distill["result"]["epoch_seconds"],
+               "intermediate": [{k: v for k, v in s.items() if k not in ("history",)}
+                                for s in distill["result"].get("intermediate", [])]}
+        if (run / "quantize" / "stage.json").is_file():
+            quant = stage_result(run, "quantize")
+            row.update({"pytorch_int8": quant["result"]["accuracy"], "qat_seconds": quant["seconds"],
+                        **tflite_accuracies(run, runs[name])})
+        if name in ("ensemble", "self"):
+            row["teacher"] = {k: stage_result(run, "teacher")["result"].get(k) for k in ("accuracy", "source", "params")}
+        rows.append(row)
+        print(f"{name}: {json.dumps({k: v for k, v in row.items() if k != 'epoch_seconds'})}", flush=True)
+
+    scratch_epoch = median(next(r for r in rows if r["name"] == "scratch")["epoch_seconds"])
+    for r in rows:
+        r["epoch_vs_scratch"] = round(median(r["epoch_seconds"]) / scratch_epoch, 3)
+    teacher_a = stage_result(out / "teacher_a", "teacher")["result"]
+    result = {
+        "command": "python benchmarks/distill_methods.py " + " ".join(sys.argv[1:]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "python": platform.python_version()},
+        "budget": {"train_images": 10 * args.train_per_class, "test_images": 10 * args.test_per_class,
+                   "teacher_epochs": args.teacher_epochs, "epochs": args.epochs, "qat_epochs": args.qat_epochs,
+                   "input": "32x32", "total_minutes": round((time.perf_counter() - started) / 60, 1)},
+        "teacher": {k: teacher_a[k] for k in ("accuracy", "arch", "params")},
+        "rows": rows, "run_seconds": seconds, "settings": as_dict(runs["scratch" if "scratch" in runs else methods[0]]),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "distill_methods.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "distill_methods.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+def markdown(r: dict[str, Any]) -> str:
+    b = r["budget"]
+    lines = ["# Distillation methods on CIFAR-10, through INT8", "",
+             f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
+             f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, Python {r['machine']['python']}  ",
+             f"Budget: {b['train_images']} train / {b['test_images']} test images (first N per class), 32x32, "
+             f"teacher {b['teacher_epochs']} epochs, students {b['epochs']} epochs, QAT {b['qat_epochs']} epochs; "
+             f"whole run {b['total_minutes']} min.  ",
+             f"Teacher: {r['teacher']['arch']}, {r['teacher']['params']:,} parameters, test accuracy "
+             f"{100 * r['teacher']['accuracy']:.2f} %. Student: MobileNetV2 x0.35 (408,938 parameters).", "",
+             "| Method | alpha | PyTorch FP32 % | TFLite FP32 % | TFLite INT8 % | s/epoch | epoch vs scratch |",
+             "|---|---|---|---|---|---|---|"]
+
+    def pct(row: dict[str, Any], key: str) -> str:
+        value = row.get(key)
+        value = value["accuracy"] if isinstance(value, dict) else value
+        return f"{100 * value:.2f}" if value is not None else ""
+
+    for row in r["rows"]:
+        lines.append(f"| {row['name']} ({row['method']}) | {row['alpha']} | {pct(row, 'pytorch_fp32')} | "
+                     f"{pct(row, 'tflite_fp32')} | {pct(row, 'tflite_int8')} | {median(row['epoch_seconds']):.1f} | "
+                     f"{row['epoch_vs_scratch']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
