@@ -132,6 +132,7 @@ def main() -> int:
         row = {"name": name, "method": runs[name].method if name != "scratch" else "none (alpha 0)",
                "alpha": runs[name].alpha, "pytorch_fp32": distill["result"]["accuracy"],
                "distill_seconds": distill["seconds"], "epoch_seconds": distill["result"]["epoch_seconds"],
+               "soft_label_epochs": distill["result"]["soft_label_epochs"],
                "intermediate": [{k: v for k, v in s.items() if k not in ("history",)}
                                 for s in distill["result"].get("intermediate", [])]}
         if (run / "quantize" / "stage.json").is_file():
@@ -175,8 +176,8 @@ def markdown(r: dict[str, Any]) -> str:
              f"whole run {b['total_minutes']} min.  ",
              f"Teacher: {r['teacher']['arch']}, {r['teacher']['params']:,} parameters, test accuracy "
              f"{100 * r['teacher']['accuracy']:.2f} %. Student: MobileNetV2 x0.35 (408,938 parameters).", "",
-             "| Method | alpha | PyTorch FP32 % | TFLite FP32 % | TFLite INT8 % | s/epoch | epoch vs scratch |",
-             "|---|---|---|---|---|---|---|"]
+             "| Method | alpha | PyTorch FP32 % | TFLite FP32 % | TFLite INT8 % | s/epoch | epoch vs scratch | soft labels read / computed |",
+             "|---|---|---|---|---|---|---|---|"]
 
     def pct(row: dict[str, Any], key: str) -> str:
         value = row.get(key)
@@ -186,7 +187,8 @@ def markdown(r: dict[str, Any]) -> str:
     for row in r["rows"]:
         lines.append(f"| {row['name']} ({row['method']}) | {row['alpha']} | {pct(row, 'pytorch_fp32')} | "
                      f"{pct(row, 'tflite_fp32')} | {pct(row, 'tflite_int8')} | {median(row['epoch_seconds']):.1f} | "
-                     f"{row['epoch_vs_scratch']:.2f} |")
+                     f"{row['epoch_vs_scratch']:.2f} | {row['soft_label_epochs']['read']} / "
+                     f"{row['soft_label_epochs']['computed']} |")
     return "\n".join(lines) + "\n"
 
 

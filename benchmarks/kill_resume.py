@@ -66,7 +66,8 @@ def results(run: Path) -> dict[str, Any]:
 
 def _without_timings(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if "second" not in k}
+        # timings, and the soft-label cache's bookkeeping (a resumed run computes only the epochs it runs)
+        return {k: _without_timings(v) for k, v in value.items() if "second" not in k and k != "soft_label_epochs"}
     if isinstance(value, list):
         return [_without_timings(v) for v in value]
     return value

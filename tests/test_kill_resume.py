@@ -39,7 +39,7 @@ def _results(run: Path) -> dict:
     out = {}
     for stage in ("teacher", "distill", "quantize"):
         record = json.loads((run / stage / "stage.json").read_text())
-        out[stage] = {k: v for k, v in record["result"].items() if k not in ("seconds", "epoch_seconds")}
+        out[stage] = {k: v for k, v in record["result"].items() if k not in ("seconds", "epoch_seconds", "soft_label_epochs")}
         out[f"{stage}/weights"] = sorted(p.name for p in (run / stage).iterdir())
     report = json.loads((run / "report.json").read_text())
     out["artifacts"] = [(a["name"], a["sha256"], a["accuracy"], a["agreement"]) for a in report["artifacts"]]

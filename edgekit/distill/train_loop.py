@@ -95,12 +95,14 @@ def train(
     augment_seed: int | None = None,
     soft_labels: SoftLabelCache | None = None,
     timings: list[float] | None = None,
+    cache_stats: dict[str, int] | None = None,
 ) -> list[dict[str, float]]:
     """SGD with Nesterov momentum and a cosine schedule; returns the mean loss terms per epoch.
 
     ``loss_fn`` may carry trained parameters (FitNet's adapters) and name the layers it reads of the
     student and the teacher (distill/losses.py); ``soft_labels`` serves the teacher's side from disk.
-    ``timings`` receives the wall seconds of each epoch run here (the soft-label cache's effect is measured so).
+    ``timings`` receives the wall seconds of each epoch run here (the soft-label cache's effect is measured so),
+    ``cache_stats`` how many epochs' soft labels were read from the cache and how many computed.
     """
     augment_seed = seed if augment_seed is None else augment_seed
     w = world()
@@ -146,6 +148,8 @@ def train(
                     timings.append(round(time.perf_counter() - started, 3))
                 end_epoch(checkpoint, epoch, history, model, optimizer, scheduler, extra)
     finally:
+        if cache_stats is not None and feed is not None and feed.cache is not None:
+            cache_stats.update(read=feed.cache.hits, computed=feed.cache.misses)
         for hooks in (tap, feed):
             if hooks is not None:
                 hooks.close()

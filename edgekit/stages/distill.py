@@ -70,16 +70,18 @@ def run(ctx: StageContext) -> dict[str, Any]:
             loss = build_loss(method, model, teacher, s.size, temperature=s.temperature, alpha=s.alpha,
                               student_layers=s.student_layers, teacher_layers=teacher_layers)
             timings: list[float] = []
+            cache = {"read": 0, "computed": 0}
             history = train(model, x, y, loss_fn=loss, teacher=teacher, epochs=s.distill_epochs, lr=s.distill_lr,
                             batch_size=s.batch_size, hflip=s.hflip, seed=s.seed, stage=label,
-                            soft_labels=soft_label_cache(s, ctx.out, teacher, x, s.seed), timings=timings)
+                            soft_labels=soft_label_cache(s, ctx.out, teacher, x, s.seed), timings=timings,
+                            cache_stats=cache)
             model.eval()
             if last:
                 break
             acc = accuracy(predict(model, x_eval), y_eval)
             ctx.console.print(f"{label}: {count_parameters(model):,} parameters, {ctx.data.eval_split} accuracy {acc:.4f}")
             steps.append({"label": label, "width": spec["width"], "params": count_parameters(model), "accuracy": acc,
-                          "history": history, "epoch_seconds": timings})
+                          "history": history, "epoch_seconds": timings, "soft_label_epochs": cache})
             for p in model.parameters():
                 p.requires_grad_(False)
             teacher, guide_spec, teacher_layers = model, spec, list(s.student_layers)
@@ -97,7 +99,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         return {"accuracy": acc, "split": ctx.data.eval_split, "params": params, "arch": s.student,
                 "width": s.width, "teacher_to_student_params": round(ratio, 2), "temperature": s.temperature,
                 "alpha": s.alpha, "method": s.method, "loss_terms": [n for n, _ in method.terms],
-                "intermediate": steps, "history": history, "epoch_seconds": timings}
+                "intermediate": steps, "history": history, "epoch_seconds": timings, "soft_label_epochs": cache}
 
     return run_stage("distill", VERSION, stage_params(s, "distill"), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)
