@@ -9,19 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.bench.ort_session import open_session
+
 
 def onnx_op_times(path: Path, x: np.ndarray, threads: int, runs: int = 20) -> dict[str, float]:
     """Milliseconds per inference spent in each ONNX operator type (fused kernels keep ORT's names)."""
-    import onnxruntime as ort
-
     with tempfile.TemporaryDirectory() as tmp:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "ort")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = open_session(path, threads, profile_prefix=str(Path(tmp) / "ort"))
         feed = {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
         for _ in range(3):
             session.run(None, feed)

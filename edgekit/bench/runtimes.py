@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.bench.ort_session import SESSION_CONFIG, open_session
 from edgekit.data.preprocess import dequantize_output, quantize_input
 from edgekit.export.quiet import quiet_fds
 
@@ -21,13 +22,7 @@ class OnnxRunner:
     runtime = "onnxruntime"
 
     def __init__(self, path: Path, entry: dict[str, Any], threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = open_session(path, threads)
         self.entry = entry
         self.input_name = entry["input"]
 
@@ -104,4 +99,4 @@ def onnx_io(path: Path) -> dict[str, Any]:
     as_name = {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
     return {"input": inp.name, "layout": "NCHW", "input_shape": [d if isinstance(d, int) else -1 for d in inp.shape],
             "input_dtype": as_name.get(inp.type, inp.type), "output": out.name,
-            "output_dtype": as_name.get(out.type, out.type)}
+            "output_dtype": as_name.get(out.type, out.type), "session_config": dict(SESSION_CONFIG)}

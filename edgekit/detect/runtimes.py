@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.bench.ort_session import open_session
 from edgekit.data.preprocess import dequantize_output, quantize_input
 from edgekit.export.quiet import quiet_fds
 
@@ -22,13 +23,7 @@ class DetectionRunner:
         self.path, self.entry = Path(path), entry
         self.runtime = "onnxruntime" if self.path.suffix == ".onnx" else "ai-edge-litert"
         if self.runtime == "onnxruntime":
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = open_session(path, threads)
         else:
             from ai_edge_litert.interpreter import Interpreter
 

@@ -34,7 +34,7 @@ from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.stages.benchmark import (REPORT_SCHEMA, RUNTIMES, host_threads, measure_artifacts, run_provenance,
                                       save_measurements)
 
-VERSION = "2"  # 2: timed until enough quiet rounds (bench/latency.py)
+VERSION = "3"  # 2: timed until enough quiet rounds (bench/latency.py); 3: ONNX sessions with session.x64quantprecision
 METRIC = {"key": "map50", "name": "mAP50", "also": ["map50_95"],
           "agreement": "F1 of matching the file's detections to PyTorch's (same class, IoU >= 0.5) at score "
                        f"{DEFAULT_SCORE}, NMS IoU {DEFAULT_IOU}"}

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgekit.bench.ort_session import SESSION_CONFIG
 from edgekit.config import stage_params
 from edgekit.detect.evaluate import load_detector
 from edgekit.detect.postprocess import DEFAULT_IOU, DEFAULT_SCORE
@@ -31,7 +32,7 @@ from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.quantize import pt2e
 from edgekit.quantize.converted_cache import converted_graph
 
-VERSION = "1"
+VERSION = "2"  # 2: int8 initializers not shared between nodes; session_config in preprocess.json
 ARTIFACTS = (("model_fp32.onnx", "onnx", "fp32"), ("model_int8.onnx", "onnx", "int8"),
              ("model_fp32.tflite", "tflite", "fp32"), ("model_int8.tflite", "tflite", "int8"))
 PARITY_IMAGES = 32
@@ -51,7 +52,7 @@ def _onnx_entry(path: Path) -> dict[str, Any]:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]
-    return {"input": inp.name, "layout": "NCHW", "input_dtype": "float32",
+    return {"input": inp.name, "layout": "NCHW", "input_dtype": "float32", "session_config": dict(SESSION_CONFIG),
             "outputs": {o.name: {"index": i, "dtype": "float32"} for i, o in enumerate(session.get_outputs())}}
 
 

@@ -39,11 +39,19 @@ def _litert(path, threads):
 def _onnx(path, threads):
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    def options(precise):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        if precise:  # as edgekit/bench/ort_session.py: no saturating U8S8 kernel on x86 without VNNI
+            opts.add_session_config_entry("session.x64quantprecision", "1")
+        return opts
+
+    try:
+        session = ort.InferenceSession(path, options(True), providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - a file the precise path cannot load runs on the default kernels
+        session = ort.InferenceSession(path, options(False), providers=["CPUExecutionProvider"])
     detail = session.get_inputs()[0]
     dtype = np.float32 if "float" in detail.type else np.int8
     shape = [d if isinstance(d, int) and d > 0 else 1 for d in detail.shape]

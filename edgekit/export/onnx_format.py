@@ -26,9 +26,46 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, metad
                                     input_names=[INPUT_NAME], output_names=output_names or [OUTPUT_NAME],
                                     dynamic_shapes=({0: batch},), verbose=False)
     proto = program.model_proto
+    own_int8_initializers(proto.graph)
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key = key
         entry.value = value if isinstance(value, str) else json.dumps(value)
     onnx.checker.check_model(proto)
     onnx.save_model(proto, str(path), save_as_external_data=False)
+
+
+def own_int8_initializers(graph: onnx.GraphProto) -> int:
+    """Give every node its own copy of each int8 initializer it shares with an earlier node; returns the copies made.
+
+    The exporter shares equal constants, such as a zero-point vector that several weights' DequantizeLinear
+    nodes read. onnxruntime's precise integer path on x86 (``session.x64quantprecision``, which
+    edgekit/bench/ort_session.py explains) rewrites each fused convolution's int8 weight and zero point to
+    uint8 under one derived name, and fails to load the file ("Attempt to replace the existing tensor")
+    when a second convolution holds the same initializer. Copies cost a few bytes per channel.
+    """
+    initializers = {t.name: t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    taken = {t.name for t in graph.initializer}
+    seen: set[str] = set()
+    copies = 0
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name not in initializers:
+                continue
+            if name in seen:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(initializers[name])
+                copy.name = _free_name(f"{name}_copy", taken)
+                graph.initializer.append(copy)
+                node.input[i] = copy.name
+                copies += 1
+            seen.add(name)
+    return copies
+
+
+def _free_name(stem: str, taken: set[str]) -> str:
+    k = 1
+    while f"{stem}{k}" in taken:
+        k += 1
+    taken.add(f"{stem}{k}")
+    return f"{stem}{k}"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgekit.bench.ort_session import open_session
 from edgekit.errors import EdgekitError
 
 
@@ -21,15 +22,12 @@ class OnnxTeacher(torch.nn.Module):
     def __init__(self, path: Path) -> None:
         super().__init__()
         import onnx
-        import onnxruntime as ort
 
         path = Path(path)
         self.source_path = path
         try:
             graph = onnx.load(str(path), load_external_data=False).graph
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = open_session(path)
         except Exception as exc:  # noqa: BLE001 - onnx and onnxruntime fail on bad bytes in many ways
             raise EdgekitError(f"teacher file {path} is not a readable ONNX model ({exc.__class__.__name__})",
                                "pass an .onnx file exported with torch.onnx.export (or another exporter)") from None

@@ -30,7 +30,7 @@ from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.stages.common import StageContext
 from edgekit.stages.export import reference_predictions
 
-VERSION = "6"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved; 6: until enough quiet rounds
+VERSION = "7"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved; 6: until enough quiet rounds; 7: ONNX sessions with session.x64quantprecision
 REPORT_SCHEMA = "edgekit.report/1"
 EVAL_CHUNK = 256
 MEASUREMENTS = "measurements.json"

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.bench.ort_session import SESSION_CONFIG
 from edgekit.bench.runtimes import onnx_io, open_runner, tflite_io
 from edgekit.config import stage_params
 from edgekit.export.guarded import guarded_export
@@ -27,7 +28,7 @@ from edgekit.quantize import pt2e
 from edgekit.quantize.converted_cache import converted_graph
 from edgekit.stages.common import StageContext
 
-VERSION = "1"
+VERSION = "2"  # 2: int8 initializers not shared between nodes; session_config in preprocess.json
 PARITY_IMAGES = 64
 ARTIFACTS = (  # name, format, precision
     ("model_fp32.onnx", "onnx", "fp32"),
@@ -59,7 +60,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
         reference = reference_predictions(ctx.out)
         x_eval, _ = ctx.eval_split()
         example = x_eval[:1]
-        onnx_entry = {"input": "image", "layout": "NCHW", "input_dtype": "float32", "output_dtype": "float32"}
+        onnx_entry = {"input": "image", "layout": "NCHW", "input_dtype": "float32", "output_dtype": "float32",
+                      "session_config": dict(SESSION_CONFIG)}
         makers: dict[str, Callable[[Path], None]] = {
             "model_fp32.onnx": lambda p: export_onnx(models["fp32"], example, p,
                                                      {"edgekit.preprocess": embedded_document(spec, classes, p.name, onnx_entry)}),
