@@ -93,7 +93,7 @@ def test_a_file_the_precise_path_rejects_still_runs_with_a_warning(
 def test_preprocess_entries_tell_apps_the_session_config(e2e_run: Path) -> None:
     import json
 
-    doc = json.loads((e2e_run / "artifacts" / "preprocess.json").read_text())
+    doc = json.loads((e2e_run / "run" / "artifacts" / "preprocess.json").read_text())
     for name, entry in doc["artifacts"].items():
         if name.endswith(".onnx"):
             assert entry["session_config"] == SESSION_CONFIG
