@@ -84,6 +84,12 @@ def stage_at_kill(log: Path) -> str:
     return order[nxt] if nxt < len(order) else "reports"
 
 
+def resumed_lines(rerun_log: str) -> list[str]:
+    """What the rerun said of the interrupted stage: resumed at an epoch, or finished and restored from its checkpoint."""
+    return [line for line in rerun_log.splitlines()
+            if line.startswith("resuming ") or line.endswith("restored from its checkpoint")]
+
+
 def overhead(run: Path) -> dict[str, dict[str, float]]:
     rows = {}
     for stage in TRAINING:
@@ -136,7 +142,7 @@ def main() -> int:
             "kill_at_s": at, "killed_rc": killed_rc, "stage_at_kill": stage_at_kill(work / f"trial{i}.killed.log"),
             "rerun_rc": rc, "rerun_seconds": round(rerun_seconds, 1),
             "up_to_date": [line.split(":")[0] for line in rerun_log.splitlines() if line.endswith(": up to date")],
-            "resumed": [line for line in rerun_log.splitlines() if line.startswith("resuming ")],
+            "resumed": resumed_lines(rerun_log),
             "identical": same})
         print(json.dumps(state["trials"][-1]), flush=True)
         if same:
