@@ -1,7 +1,7 @@
 """The distillation family on CIFAR-10, each method carried through QAT to INT8 TFLite.
 
     python benchmarks/distill_methods.py [--train-per-class 500] [--test-per-class 1000] [--epochs 15]
-                                         [--teacher-epochs 15] [--qat-epochs 2]
+                                         [--teacher-epochs 15] [--qat-epochs 1] [--resume]
 
 Rows: scratch (alpha 0), kd, dkd, fitnet, at, rkd, ensemble (2 ResNet-18 teachers, seeds 0 and 1),
 progressive (one assistant), self (born-again, 2 generations); each with the student's test accuracy in
@@ -68,6 +68,12 @@ def tflite_accuracies(run: Path, settings: Any) -> dict[str, Any]:
     return out
 
 
+def stages_total(out: Path) -> float:
+    """Seconds every stage under ``out`` recorded for its own run (a resumed run's total is still whole)."""
+    return sum(json.loads(p.read_text()).get("seconds", 0.0) for p in out.glob("*/*/stage.json")
+               if not p.parent.is_symlink())  # a linked teacher stage is counted once, in its own run
+
+
 def stage_result(run: Path, stage: str) -> dict[str, Any]:
     return json.loads((run / stage / "stage.json").read_text())
 
@@ -77,9 +83,11 @@ def main() -> int:
     add_subset_args(parser, 500)
     parser.add_argument("--epochs", type=int, default=15, help="distillation epochs of every student")
     parser.add_argument("--teacher-epochs", type=int, default=15)
-    parser.add_argument("--qat-epochs", type=int, default=2)
+    parser.add_argument("--qat-epochs", type=int, default=1)  # a PT2E QAT epoch costs ~5 plain ones here
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", type=Path, default=CACHE / "methods")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the stages an earlier, cut-off run finished (fingerprints decide) instead of starting over")
     args = parser.parse_args()
     started = time.perf_counter()
     data = subset_or_skip(args)
@@ -91,7 +99,8 @@ def main() -> int:
     from edgekit.stages.common import StageContext
 
     out = args.out
-    shutil.rmtree(out, ignore_errors=True)  # every number below comes from this run
+    if not args.resume:
+        shutil.rmtree(out, ignore_errors=True)  # every number below comes from this run
     common = dict(data=str(data), hflip=True, teacher_epochs=args.teacher_epochs, distill_epochs=args.epochs,
                   qat_epochs=args.qat_epochs, soft_label_cache=str((out / "soft_labels").resolve()))
     seconds: dict[str, float] = {}
@@ -100,7 +109,8 @@ def main() -> int:
         t = time.perf_counter()
         run_chain(StageContext(settings, out / name), stages)
         seconds[name] = round(seconds.get(name, 0.0) + time.perf_counter() - t, 1)
-        print(f"[{(time.perf_counter() - started) / 60:.1f} min] {name}: {stages} done", flush=True)
+        print(f"[{(time.perf_counter() - started) / 60:.1f} min] {name}: {stages} done "
+              f"(stage seconds so far: {stages_total(out):.0f})", flush=True)
 
     chain("teacher_a", Settings(**common), ["teacher"])
     methods = [m for m in args.methods.split(",") if m]
@@ -155,7 +165,8 @@ def main() -> int:
                     "python": platform.python_version()},
         "budget": {"train_images": 10 * args.train_per_class, "test_images": 10 * args.test_per_class,
                    "teacher_epochs": args.teacher_epochs, "epochs": args.epochs, "qat_epochs": args.qat_epochs,
-                   "input": "32x32", "total_minutes": round((time.perf_counter() - started) / 60, 1)},
+                   "input": "32x32", "total_minutes": round((time.perf_counter() - started) / 60, 1),
+                   "stage_minutes": round(stages_total(out) / 60, 1), "resumed": args.resume},
         "teacher": {k: teacher_a[k] for k in ("accuracy", "arch", "params")},
         "rows": rows, "run_seconds": seconds, "settings": as_dict(runs["scratch" if "scratch" in runs else methods[0]]),
     }
@@ -173,7 +184,9 @@ def markdown(r: dict[str, Any]) -> str:
              f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, Python {r['machine']['python']}  ",
              f"Budget: {b['train_images']} train / {b['test_images']} test images (first N per class), 32x32, "
              f"teacher {b['teacher_epochs']} epochs, students {b['epochs']} epochs, QAT {b['qat_epochs']} epochs; "
-             f"whole run {b['total_minutes']} min.  ",
+             f"whole run {b['total_minutes']} min"
+             + (f" in this invocation, stages {b.get('stage_minutes')} min in all (resumed)" if b.get("resumed") else "")
+             + ".  ",
              f"Teacher: {r['teacher']['arch']}, {r['teacher']['params']:,} parameters, test accuracy "
              f"{100 * r['teacher']['accuracy']:.2f} %. Student: MobileNetV2 x0.35 (408,938 parameters).", "",
              "| Method | alpha | PyTorch FP32 % | TFLite FP32 % | TFLite INT8 % | s/epoch | epoch vs scratch | soft labels read / computed |",
