@@ -12,7 +12,8 @@ method's first run computes the teacher's side (cold) and later runs read it; th
 
 Data: ../shared/data/cifar10-jpg.tar.gz (JPEG ImageFolder), the first N images per class by file name
 (benchmarks/cifar10_chain.py); skipped with a message when absent.
-Writes benchmarks/results/distill_methods.{json,md}.
+Writes benchmarks/results/distill_methods.{json,md} (``--name`` another stem, for a second table of the same runs).
+Methods may be combined (``--methods scratch,kd,kd+at``); scratch must be among them (the time reference).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main() -> int:
     parser.add_argument("--qat-epochs", type=int, default=1)  # a PT2E QAT epoch costs ~5 plain ones here
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", type=Path, default=CACHE / "methods")
+    parser.add_argument("--name", default="distill_methods", help="file stem of the results")
     parser.add_argument("--resume", action="store_true",
                         help="keep the stages an earlier, cut-off run finished (fingerprints decide) instead of starting over")
     args = parser.parse_args()
@@ -171,8 +173,8 @@ def main() -> int:
         "rows": rows, "run_seconds": seconds, "settings": as_dict(runs["scratch" if "scratch" in runs else methods[0]]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "distill_methods.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "distill_methods.md").write_text(markdown(result))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{args.name}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
 
