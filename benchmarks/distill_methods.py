@@ -1,14 +1,18 @@
 """The distillation family on CIFAR-10, each method carried through QAT to INT8 TFLite.
 
-    python benchmarks/distill_methods.py [--train-per-class 500] [--test-per-class 1000] [--epochs 15]
-                                         [--teacher-epochs 15] [--qat-epochs 1] [--resume]
+    python benchmarks/distill_methods.py [--train-per-class 500] [--test-per-class 1000] [--epochs 12]
+                                         [--teacher-epochs 10] [--qat-epochs 1] [--trial] [--resume]
 
-Rows: scratch (alpha 0), kd, dkd, fitnet, at, rkd, ensemble (2 ResNet-18 teachers, seeds 0 and 1),
-progressive (one assistant), self (born-again, 2 generations); each with the student's test accuracy in
-PyTorch (FP32) and as FP32 and INT8 TFLite files run in LiteRT, and its distillation seconds per epoch
-relative to scratch's. One more run, kd at alpha 0.5, is a T/alpha trial that finds the soft-label cache
-warm: its epoch against scratch's is the cache's cost. All runs share one soft-label cache, so each
-method's first run computes the teacher's side (cold) and later runs read it; the table says which.
+Rows: scratch (alpha 0), kd, dkd, fitnet, at, kd+at, rkd, ensemble (2 ResNet-18 teachers, seeds 0 and 1),
+progressive (one assistant), self (born-again, 2 generations; generation 1 trained as scratch is, so it
+is scratch's student); each with the student's test accuracy in PyTorch (FP32) and as FP32 and INT8
+TFLite files run in LiteRT, and its distillation seconds per epoch relative to scratch's.
+
+Soft labels: after the teacher, one pass of it fills the shared cache with every part kd, dkd, fitnet,
+at and rkd read (distill/prefill.py; its seconds are in the totals), so those runs and their QAT stages
+read the cache (warm): their epoch against scratch's is the cache's cost. ensemble and progressive learn
+from other models (two teachers; an assistant) and compute their side once (cold); the table says which.
+``--trial`` adds kd at alpha 0.5 (a T/alpha trial on the warm cache).
 
 Data: ../shared/data/cifar10-jpg.tar.gz (JPEG ImageFolder), the first N images per class by file name
 (benchmarks/cifar10_chain.py); skipped with a message when absent.
@@ -34,7 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cifar10_chain import CACHE, RESULTS, add_subset_args, subset_or_skip  # noqa: E402
 
-METHODS = ("scratch", "kd", "dkd", "fitnet", "at", "rkd", "ensemble", "progressive", "self")
+METHODS = ("scratch", "kd", "dkd", "fitnet", "at", "kd+at", "rkd", "ensemble", "progressive", "self")
+PREFILL = "kd+fitnet+at+rkd"  # every part the single-teacher methods read
 
 
 def linked_teacher(run: Path, teacher_run: Path) -> None:
@@ -70,9 +75,39 @@ def tflite_accuracies(run: Path, settings: Any) -> dict[str, Any]:
 
 
 def stages_total(out: Path) -> float:
-    """Seconds every stage under ``out`` recorded for its own run (a resumed run's total is still whole)."""
+    """Seconds every stage under ``out`` recorded for its own run, and the cache prefill's (a resumed
+    run's total is still whole)."""
+    prefill = out / "prefill.json"
     return sum(json.loads(p.read_text()).get("seconds", 0.0) for p in out.glob("*/*/stage.json")
-               if not p.parent.is_symlink())  # a linked teacher stage is counted once, in its own run
+               if not p.parent.is_symlink()) + (  # a linked teacher stage is counted once, in its own run
+        json.loads(prefill.read_text())["seconds"] if prefill.is_file() else 0.0)
+
+
+def prefill(out: Path, settings: Any) -> dict[str, Any]:
+    """One pass of teacher_a over every epoch's views, writing all that PREFILL's terms read (kept in
+    ``out/prefill.json``, so a resumed run does not pass again)."""
+    from edgekit.distill.cache_policy import soft_label_cache
+    from edgekit.distill.method_spec import parse_method
+    from edgekit.distill.methods import build_loss
+    from edgekit.distill.prefill import prefill_soft_labels
+    from edgekit.models.builders import build_model, student_spec
+    from edgekit.models.stage_models import load_teacher
+    from edgekit.stages.common import StageContext
+
+    record = out / "prefill.json"
+    if record.is_file():
+        return json.loads(record.read_text())
+    ctx = StageContext(settings, out / "teacher_a")
+    x, _ = ctx.split("train")
+    teacher = load_teacher(out / "teacher_a" / "teacher")
+    student = build_model(student_spec(settings.student, settings.width, len(ctx.data.classes)))
+    loss = build_loss(parse_method(PREFILL), student, teacher, settings.size, temperature=settings.temperature,
+                      alpha=0.7)
+    result = {"method": PREFILL, **prefill_soft_labels(
+        teacher, loss, x, soft_label_cache(settings, out, teacher, x, settings.seed), epochs=settings.distill_epochs,
+        augment_seed=settings.seed, hflip=settings.hflip, batch_size=settings.batch_size)}
+    record.write_text(json.dumps(result) + "\n")
+    return result
 
 
 def stage_result(run: Path, stage: str) -> dict[str, Any]:
@@ -82,12 +117,13 @@ def stage_result(run: Path, stage: str) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_subset_args(parser, 500)
-    parser.add_argument("--epochs", type=int, default=15, help="distillation epochs of every student")
-    parser.add_argument("--teacher-epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=12, help="distillation epochs of every student")
+    parser.add_argument("--teacher-epochs", type=int, default=10)
     parser.add_argument("--qat-epochs", type=int, default=1)  # a PT2E QAT epoch costs ~5 plain ones here
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", type=Path, default=CACHE / "methods")
     parser.add_argument("--name", default="distill_methods", help="file stem of the results")
+    parser.add_argument("--trial", action="store_true", help="add kd at alpha 0.5, a T/alpha trial")
     parser.add_argument("--resume", action="store_true",
                         help="keep the stages an earlier, cut-off run finished (fingerprints decide) instead of starting over")
     args = parser.parse_args()
@@ -115,6 +151,8 @@ def main() -> int:
               f"(stage seconds so far: {stages_total(out):.0f})", flush=True)
 
     chain("teacher_a", Settings(**common), ["teacher"])
+    filled = prefill(out, Settings(**common))
+    print(f"[{(time.perf_counter() - started) / 60:.1f} min] prefill: {json.dumps(filled)}", flush=True)
     methods = [m for m in args.methods.split(",") if m]
     runs: dict[str, Settings] = {}
     for method in methods:
@@ -125,6 +163,8 @@ def main() -> int:
             runs[method] = Settings(**common, method="ensemble",
                                     teacher=str(out / "teacher_a" / "teacher" / "model.safetensors"),
                                     extra_teachers=[str(out / "teacher_b" / "teacher" / "model.safetensors")])
+        elif method == "self":  # generation 1 from the labels as long as scratch's student trains: the same model
+            runs[method] = Settings(**{**common, "teacher_epochs": args.epochs}, method="self")
         else:
             runs[method] = Settings(**common, method=method)
         if method in ("ensemble", "self"):
@@ -132,13 +172,13 @@ def main() -> int:
         else:
             linked_teacher(out / method, out / "teacher_a")
             chain(method, runs[method], ["distill", "quantize"])
-        if method == "kd":  # a T/alpha trial: the cache the kd run filled is warm now
+        if method == "kd" and args.trial:  # a T/alpha trial on the warm cache
             linked_teacher(out / "kd_trial", out / "teacher_a")
             runs["kd_trial"] = Settings(**common, alpha=0.5)
             chain("kd_trial", runs["kd_trial"], ["distill"])
 
     rows = []
-    for name in [*methods, "kd_trial"] if "kd" in methods else methods:
+    for name in [*methods, "kd_trial"] if "kd_trial" in runs else methods:
         run = out / name
         distill = stage_result(run, "distill")
         row = {"name": name, "method": runs[name].method if name != "scratch" else "none (alpha 0)",
@@ -170,7 +210,7 @@ def main() -> int:
                    "input": "32x32", "total_minutes": round((time.perf_counter() - started) / 60, 1),
                    "stage_minutes": round(stages_total(out) / 60, 1), "resumed": args.resume},
         "teacher": {k: teacher_a[k] for k in ("accuracy", "arch", "params")},
-        "rows": rows, "run_seconds": seconds, "settings": as_dict(runs["scratch" if "scratch" in runs else methods[0]]),
+        "prefill": filled, "rows": rows, "run_seconds": seconds, "settings": as_dict(runs["scratch" if "scratch" in runs else methods[0]]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")

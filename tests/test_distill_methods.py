@@ -256,3 +256,40 @@ def test_a_cache_over_its_size_limit_is_not_used(tmp_path, capsys) -> None:
           soft_labels=small)
     assert "soft-label cache off: it would need" in capsys.readouterr().err
     assert not small.folder.exists()
+
+
+def test_prefill_serves_each_method_of_the_union_from_one_teacher_pass(tmp_path) -> None:
+    from edgekit.distill.methods import build_loss
+    from edgekit.distill.prefill import prefill_soft_labels
+    from edgekit.distill.soft_label_cache import SoftLabelCache
+    from edgekit.distill.train_loop import train
+
+    torch.manual_seed(0)
+    x, y = torch.randn(24, 3, 16, 16), torch.randint(0, 3, (24,))
+    teacher = Tiny().eval()
+    layers = {"student_layers": ["stem", "block"], "teacher_layers": ["stem", "block"]}
+
+    def loss_of(method: str, student: torch.nn.Module):  # noqa: ANN202
+        return build_loss(parse_method(method), student, teacher, 16, temperature=4.0, alpha=0.7, **layers)
+
+    def cache() -> SoftLabelCache:
+        return SoftLabelCache(tmp_path, {"teacher": "tiny", "images": "x", "augment": "seed=0"}, len(x))
+
+    def run(method: str, soft_labels: SoftLabelCache | None) -> list[dict[str, float]]:
+        torch.manual_seed(1)
+        student = Tiny()
+        return train(student, x, y, loss_fn=loss_of(method, student), teacher=teacher, epochs=2, lr=0.05,
+                     batch_size=8, seed=0, stage="distill", soft_labels=soft_labels)
+
+    filled = prefill_soft_labels(teacher, loss_of("kd+at+rkd", Tiny()), x, cache(), epochs=2, augment_seed=0,
+                                 hflip=False, batch_size=5)
+    assert (filled["epochs_written"], filled["epochs_found"]) == (2, 0)
+    for method in ("kd", "at", "rkd", "kd+at"):
+        reading = cache()
+        history = run(method, reading)
+        assert (reading.hits, reading.misses) == (2, 0), method
+        plain = run(method, None)  # the teacher computed at every step, in the loop's own batches
+        assert [sorted(h) for h in history] == [sorted(h) for h in plain], method
+        assert all(h[k] == pytest.approx(p[k], abs=2e-5) for h, p in zip(history, plain) for k in h), method
+    again = prefill_soft_labels(teacher, loss_of("kd+at", Tiny()), x, cache(), epochs=2, augment_seed=0, hflip=False)
+    assert (again["epochs_written"], again["epochs_found"]) == (0, 2)

@@ -27,10 +27,21 @@ def normalised_distances(e: torch.Tensor) -> torch.Tensor:
     return d / off_diagonal.mean() if off_diagonal.numel() else d
 
 
-def angles(e: torch.Tensor) -> torch.Tensor:
-    """cos of the angle at e_i between e_j and e_k, for every (i, j, k), flattened."""
-    differences = F.normalize(e.unsqueeze(0) - e.unsqueeze(1), p=2, dim=2)
-    return torch.bmm(differences, differences.transpose(1, 2)).flatten()
+def angles(e: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """cos of the angle at e_i between e_j and e_k, for every (i, j, k), flattened (0 where j or k is i).
+
+    From the Gram matrix G = e e^T: <e_j - e_i, e_k - e_i> = G_jk - G_ij - G_ik + G_ii, and the lengths
+    |e_j - e_i| are the pairwise distances, so no (N, N, D) tensor of differences is built. That took
+    118 ms a step (forward and backward, 64 embeddings of 1,280) and made rkd's epoch 2.6x scratch's on
+    2 cores; this form costs O(N^3 + N^2 D).
+    """
+    gram = e @ e.t()
+    diag = gram.diagonal()
+    length = (diag.unsqueeze(0) + diag.unsqueeze(1) - 2 * gram).clamp(min=0)  # [i, j] = |e_j - e_i|^2
+    apart = length > eps * eps
+    inverse = torch.where(apart, length.clamp(min=eps * eps).rsqrt(), torch.zeros_like(length))
+    inner = gram.unsqueeze(0) - gram.unsqueeze(2) - gram.unsqueeze(1) + diag.view(-1, 1, 1)
+    return (inner * inverse.unsqueeze(2) * inverse.unsqueeze(1)).flatten()
 
 
 class RKD:

@@ -1,0 +1,49 @@
+"""Fill the soft-label cache for several methods in one pass of the teacher.
+
+Each method's first run pays for the teacher's forward pass over every epoch's augmented images (a cold
+cache), and methods that read different features (kd: logits; at: attention maps; rkd: embeddings)
+each pay it again, because an epoch is read only when all of its parts are there. Prefilling with a
+combined loss (e.g. ``kd+fitnet+at+rkd``) runs the teacher once and writes every part those methods
+read, so each of them, their T/alpha trials and the QAT stage then find the cache warm.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from edgekit.distill.losses import DistillLoss
+from edgekit.distill.soft_label_cache import SoftLabelCache
+from edgekit.distill.teacher_feed import TeacherFeed
+from edgekit.distill.train_loop import augment, epoch_plan
+
+
+@torch.no_grad()
+def prefill_soft_labels(teacher: torch.nn.Module, loss: DistillLoss, x: torch.Tensor, cache: SoftLabelCache, *,
+                        epochs: int, augment_seed: int, hflip: bool, batch_size: int = 64) -> dict[str, float]:
+    """Write the epochs of ``cache`` that lack any part ``loss`` reads; returns epochs written, found, seconds.
+
+    The views are the training loop's (train_loop.epoch_plan), so a run with the same augmentation seed
+    reads exactly what its own teacher pass would have computed.
+    """
+    started = time.perf_counter()
+    feed = TeacherFeed(teacher, loss, cache, x[:1], len(x), epochs, "prefill")
+    written = found = 0
+    if feed.cache is None:  # over soft_label_cache_mb: TeacherFeed said so; nothing to fill
+        return {"epochs_written": 0, "epochs_found": 0, "seconds": round(time.perf_counter() - started, 1)}
+    try:
+        for epoch in range(epochs):
+            feed.start_epoch(epoch)
+            if feed.table is not None:
+                found += 1
+                continue
+            _, shifts, flips = epoch_plan(len(x), 0, augment_seed, epoch, hflip)
+            for start in range(0, len(x), batch_size):
+                idx = torch.arange(start, min(start + batch_size, len(x)))
+                feed(augment(x[idx], shifts[idx], flips[idx]), idx)
+            feed.end_epoch(epoch)
+            written += 1
+    finally:
+        feed.close()
+    return {"epochs_written": written, "epochs_found": found, "seconds": round(time.perf_counter() - started, 1)}
