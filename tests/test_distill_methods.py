@@ -293,3 +293,11 @@ def test_prefill_serves_each_method_of_the_union_from_one_teacher_pass(tmp_path)
         assert all(h[k] == pytest.approx(p[k], abs=2e-5) for h, p in zip(history, plain) for k in h), method
     again = prefill_soft_labels(teacher, loss_of("kd+at", Tiny()), x, cache(), epochs=2, augment_seed=0, hflip=False)
     assert (again["epochs_written"], again["epochs_found"]) == (0, 2)
+
+
+def test_union_method_gathers_the_terms_single_teacher_methods_read() -> None:
+    from edgekit.distill.prefill import union_method
+
+    assert union_method(["kd", "dkd", "at", "kd+at:0.5", "rkd"]) == "kd+dkd+at+rkd"
+    assert union_method(["kd", "fitnet", "rkd"], features=False) == "kd"
+    assert union_method(["ensemble", "progressive+at", "self"]) is None

@@ -28,10 +28,14 @@ def test_tune_lists_every_trial_and_writes_a_usable_config(tmp_path: Path) -> No
     assert (settings.method, settings.temperature, settings.alpha) == (
         report["best"]["method"], report["best"]["temperature"], report["best"]["alpha"])
     assert "tune: trial 2/2" in first.stderr and "best of 2 trials" in first.stdout
+    # one teacher pass before the trials: kd and dkd read the same logits, so no trial runs the teacher
+    assert "tune: the teacher's side of kd+dkd for 1 epoch(s): 1 computed, 0 already cached" in first.stderr
+    assert first.stderr.count("soft labels of 1 epoch(s) read from the cache, 0 computed") == 2
 
     second = run_cli(args, cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
     assert second.stderr.count("distill: up to date") == 2
+    assert "1 epoch(s): 0 computed, 1 already cached" in second.stderr
     again = json.loads((tuned / "tune.json").read_text())["trials"]
     assert [{k: v for k, v in t.items() if k != "seconds"} for t in again] == \
         [{k: v for k, v in t.items() if k != "seconds"} for t in report["trials"]]

@@ -14,9 +14,24 @@ import time
 import torch
 
 from edgekit.distill.losses import DistillLoss
+from edgekit.distill.method_spec import FEATURE_TERMS, parse_method
 from edgekit.distill.soft_label_cache import SoftLabelCache
 from edgekit.distill.teacher_feed import TeacherFeed
 from edgekit.distill.train_loop import augment, epoch_plan
+
+
+def union_method(methods: list[str], features: bool = True) -> str | None:
+    """One method text with every term that the single-teacher ``methods`` read (``kd,dkd,at`` -> ``kd+dkd+at``);
+    without ``features`` (a teacher that gives logits only) the logit terms alone. None when nothing is left.
+
+    Strategies learn from other models (an ensemble, assistants, an earlier generation): not this teacher's cache.
+    """
+    names: list[str] = []
+    for text in methods:
+        method = parse_method(text)
+        if method.strategy is None:
+            names += [n for n, _ in method.terms if features or (n not in FEATURE_TERMS and n != "rkd")]
+    return "+".join(dict.fromkeys(names)) or None
 
 
 @torch.no_grad()

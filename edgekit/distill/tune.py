@@ -2,9 +2,9 @@
 
 Each trial is a real distill stage in ``<out>/trials/<n>/`` (fingerprinted and checkpointed like any
 other), learning from the one teacher of ``<out>/teacher`` and reading the soft labels that earlier
-trials cached in ``<out>/.soft_labels``: after the first trial of a method family the teacher no longer
-runs. The sampler is Optuna's TPE, seeded, so rerunning the same command after an interruption asks
-for the same trials again and finds the finished ones up to date.
+trials share in ``<out>/.soft_labels``: before the first trial, one pass of the teacher fills it with
+everything the methods read (distill/prefill.py), so no trial runs the teacher. The sampler is Optuna's
+TPE, seeded, so rerunning the same command after an interruption asks for the same trials again and finds the finished ones up to date.
 
 The best trial's settings are written as ``<out>/best.toml``, which ``compress --config`` takes; every
 trial is listed in ``<out>/tune.json`` and ``tune.md``.
@@ -55,13 +55,48 @@ def run_trial(ctx: StageContext, number: int, method: str, temperature: float, a
     from edgekit.stages import distill
 
     settings = dataclasses.replace(ctx.settings, method=method, temperature=temperature, alpha=alpha,
-                                   distill_epochs=epochs, soft_label_cache=str(Path(ctx.out).resolve() / ".soft_labels"))
+                                   distill_epochs=epochs, soft_label_cache=trial_cache(ctx))
     trial = StageContext(settings=settings, out=trial_folder(ctx.out, number), console=ctx.console)
     started = time.perf_counter()
     distill.run(trial)
     x_val, y_val = ctx.split("val")
     val = accuracy(predict(load_student(trial.out / "distill"), x_val), y_val)
     return val, round(time.perf_counter() - started, 1)
+
+
+def trial_cache(ctx: StageContext) -> str:
+    return str(Path(ctx.out).resolve() / ".soft_labels")
+
+
+def prefill_trials(ctx: StageContext, methods: list[str], epochs: int) -> dict[str, Any] | None:
+    """Fill the trials' soft-label cache for all ``methods`` at once; None when there is nothing to fill."""
+    from edgekit.distill.cache_policy import soft_label_cache
+    from edgekit.distill.methods import build_loss
+    from edgekit.distill.prefill import prefill_soft_labels, union_method
+    from edgekit.models.builders import build_model, student_spec
+    from edgekit.models.stage_models import load_teacher
+    from edgekit.pipeline.runner import stage_dir
+
+    s = ctx.settings
+    if s.soft_label_cache == "off":
+        return None
+    teacher = load_teacher(stage_dir(ctx.out, "teacher"))
+    union = union_method(methods, features=not getattr(teacher, "opaque", False))
+    if union is None:
+        return None
+    x, _ = ctx.split("train")
+    student = build_model(student_spec(s.student, s.width, len(ctx.data.classes)))
+    loss = build_loss(parse_method(union), student, teacher, s.size, temperature=s.temperature, alpha=s.alpha,
+                      student_layers=s.student_layers, teacher_layers=s.teacher_layers)
+    cache = soft_label_cache(dataclasses.replace(s, soft_label_cache=trial_cache(ctx)), ctx.out, teacher, x, s.seed)
+    if cache is None:
+        return None
+    result = prefill_soft_labels(teacher, loss, x, cache, epochs=epochs, augment_seed=s.seed, hflip=s.hflip,
+                                 batch_size=s.batch_size)
+    ctx.console.print(f"tune: the teacher's side of {union} for {epochs} epoch(s): {result['epochs_written']} "
+                      f"computed, {result['epochs_found']} already cached ({result['seconds']} s)",
+                      markup=False, highlight=False)
+    return {"method": union, **result}
 
 
 def search(ctx: StageContext, trials: int, methods: list[str], epochs: int) -> list[dict[str, Any]]:
@@ -85,6 +120,7 @@ def search(ctx: StageContext, trials: int, methods: list[str], epochs: int) -> l
                           markup=False, highlight=False)
         return val
 
+    prefill_trials(ctx, methods, epochs)
     study.optimize(objective, n_trials=trials)
     return rows
 
