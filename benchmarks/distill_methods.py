@@ -14,6 +14,10 @@ read the cache (warm): their epoch against scratch's is the cache's cost. ensemb
 from other models (two teachers; an assistant) and compute their side once (cold); the table says which.
 ``--trial`` adds kd at alpha 0.5 (a T/alpha trial on the warm cache).
 
+tuned: ``edgekit tune``'s search (distill/tune.py: Optuna TPE, short runs scored on the validation split,
+which is carved from the training images) over method, T and alpha, then a full run of its best settings:
+the method a user would pick for this data without looking at the test set.
+
 Data: ../shared/data/cifar10-jpg.tar.gz (JPEG ImageFolder), the first N images per class by file name
 (benchmarks/cifar10_chain.py); skipped with a message when absent.
 Writes benchmarks/results/distill_methods.{json,md} (``--name`` another stem, for a second table of the same runs).
@@ -38,7 +42,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cifar10_chain import CACHE, RESULTS, add_subset_args, subset_or_skip  # noqa: E402
 
-METHODS = ("scratch", "kd", "dkd", "fitnet", "at", "kd+at", "rkd", "ensemble", "progressive", "self")
+METHODS = ("scratch", "kd", "dkd", "fitnet", "at", "kd+at", "rkd", "ensemble", "progressive", "self", "tuned")
+TUNE_METHODS = "kd,dkd,fitnet,at,rkd,kd+at"
 PREFILL = "kd+fitnet+at+rkd"  # every part the single-teacher methods read
 
 
@@ -77,10 +82,9 @@ def tflite_accuracies(run: Path, settings: Any) -> dict[str, Any]:
 def stages_total(out: Path) -> float:
     """Seconds every stage under ``out`` recorded for its own run, and the cache prefill's (a resumed
     run's total is still whole)."""
-    prefill = out / "prefill.json"
     return sum(json.loads(p.read_text()).get("seconds", 0.0) for p in out.glob("*/*/stage.json")
-               if not p.parent.is_symlink()) + (  # a linked teacher stage is counted once, in its own run
-        json.loads(prefill.read_text())["seconds"] if prefill.is_file() else 0.0)
+               if not p.parent.is_symlink()) + sum(  # a linked teacher stage is counted once, in its own run
+        json.loads((out / f).read_text())["seconds"] for f in ("prefill.json", "tune_search.json") if (out / f).is_file())
 
 
 def prefill(out: Path, settings: Any) -> dict[str, Any]:
@@ -114,6 +118,25 @@ def stage_result(run: Path, stage: str) -> dict[str, Any]:
     return json.loads((run / stage / "stage.json").read_text())
 
 
+def tune_search(out: Path, settings: Any, methods: list[str], trials: int, epochs: int) -> dict[str, Any]:
+    """``edgekit tune``'s search from teacher_a, in ``out/tune`` (kept in ``out/tune_search.json``)."""
+    from edgekit.distill.tune import search, write_reports
+    from edgekit.stages.common import StageContext
+
+    record = out / "tune_search.json"
+    if record.is_file():
+        return json.loads(record.read_text())
+    started = time.perf_counter()
+    linked_teacher(out / "tune", out / "teacher_a")
+    ctx = StageContext(settings, out / "tune")
+    rows = search(ctx, trials, methods, epochs)
+    best = write_reports(out / "tune", settings, rows, epochs)
+    result = {"methods": methods, "trial_epochs": epochs, "trials": rows, "best": best,
+              "seconds": round(time.perf_counter() - started, 1)}
+    record.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_subset_args(parser, 500)
@@ -124,6 +147,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=CACHE / "methods")
     parser.add_argument("--name", default="distill_methods", help="file stem of the results")
     parser.add_argument("--trial", action="store_true", help="add kd at alpha 0.5, a T/alpha trial")
+    parser.add_argument("--tune-trials", type=int, default=12, help="trials of the search behind the tuned row")
+    parser.add_argument("--tune-epochs", type=int, default=4, help="distillation epochs of each trial")
+    parser.add_argument("--tune-methods", default=TUNE_METHODS)
     parser.add_argument("--resume", action="store_true",
                         help="keep the stages an earlier, cut-off run finished (fingerprints decide) instead of starting over")
     args = parser.parse_args()
@@ -155,6 +181,7 @@ def main() -> int:
     print(f"[{(time.perf_counter() - started) / 60:.1f} min] prefill: {json.dumps(filled)}", flush=True)
     methods = [m for m in args.methods.split(",") if m]
     runs: dict[str, Settings] = {}
+    tuned: dict[str, Any] | None = None
     for method in methods:
         if method == "scratch":
             runs[method] = Settings(**common, alpha=0.0)
@@ -163,6 +190,11 @@ def main() -> int:
             runs[method] = Settings(**common, method="ensemble",
                                     teacher=str(out / "teacher_a" / "teacher" / "model.safetensors"),
                                     extra_teachers=[str(out / "teacher_b" / "teacher" / "model.safetensors")])
+        elif method == "tuned":
+            tuned = tune_search(out, Settings(**common), args.tune_methods.split(","), args.tune_trials, args.tune_epochs)
+            print(f"[{(time.perf_counter() - started) / 60:.1f} min] tune: best {json.dumps(tuned['best'])}", flush=True)
+            best = tuned["best"]
+            runs[method] = Settings(**common, method=best["method"], temperature=best["temperature"], alpha=best["alpha"])
         elif method == "self":  # generation 1 from the labels as long as scratch's student trains: the same model
             runs[method] = Settings(**{**common, "teacher_epochs": args.epochs}, method="self")
         else:
@@ -182,7 +214,7 @@ def main() -> int:
         run = out / name
         distill = stage_result(run, "distill")
         row = {"name": name, "method": runs[name].method if name != "scratch" else "none (alpha 0)",
-               "alpha": runs[name].alpha, "pytorch_fp32": distill["result"]["accuracy"],
+               "alpha": runs[name].alpha, "temperature": runs[name].temperature, "pytorch_fp32": distill["result"]["accuracy"],
                "distill_seconds": distill["seconds"], "epoch_seconds": distill["result"]["epoch_seconds"],
                "soft_label_epochs": distill["result"]["soft_label_epochs"],
                "intermediate": [{k: v for k, v in s.items() if k not in ("history",)}
@@ -210,7 +242,7 @@ def main() -> int:
                    "input": "32x32", "total_minutes": round((time.perf_counter() - started) / 60, 1),
                    "stage_minutes": round(stages_total(out) / 60, 1), "resumed": args.resume},
         "teacher": {k: teacher_a[k] for k in ("accuracy", "arch", "params")},
-        "prefill": filled, "rows": rows, "run_seconds": seconds, "settings": as_dict(runs["scratch" if "scratch" in runs else methods[0]]),
+        "prefill": filled, "tune": tuned, "rows": rows, "run_seconds": seconds, "settings": as_dict(runs["scratch" if "scratch" in runs else methods[0]]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -231,8 +263,8 @@ def markdown(r: dict[str, Any]) -> str:
              + ".  ",
              f"Teacher: {r['teacher']['arch']}, {r['teacher']['params']:,} parameters, test accuracy "
              f"{100 * r['teacher']['accuracy']:.2f} %. Student: MobileNetV2 x0.35 (408,938 parameters).", "",
-             "| Method | alpha | PyTorch FP32 % | TFLite FP32 % | TFLite INT8 % | s/epoch | epoch vs scratch | soft labels read / computed |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| Method | T | alpha | PyTorch FP32 % | TFLite FP32 % | TFLite INT8 % | s/epoch | epoch vs scratch | soft labels read / computed |",
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def pct(row: dict[str, Any], key: str) -> str:
         value = row.get(key)
@@ -240,10 +272,22 @@ def markdown(r: dict[str, Any]) -> str:
         return f"{100 * value:.2f}" if value is not None else ""
 
     for row in r["rows"]:
-        lines.append(f"| {row['name']} ({row['method']}) | {row['alpha']} | {pct(row, 'pytorch_fp32')} | "
+        lines.append(f"| {row['name']} ({row['method']}) | {row.get('temperature', '')} | {row['alpha']} | {pct(row, 'pytorch_fp32')} | "
                      f"{pct(row, 'tflite_fp32')} | {pct(row, 'tflite_int8')} | {median(row['epoch_seconds']):.1f} | "
                      f"{row['epoch_vs_scratch']:.2f} | {row['soft_label_epochs']['read']} / "
                      f"{row['soft_label_epochs']['computed']} |")
+    if r.get("prefill"):
+        f = r["prefill"]
+        lines += ["", f"Soft labels: one teacher pass over {f['epochs_written']} epochs' views wrote every part of "
+                  f"{f['method']} in {f['seconds']} s, before the runs (counted in the totals)."]
+    if r.get("tune"):
+        t = r["tune"]
+        lines += ["", f"tuned: {len(t['trials'])} trials of {t['trial_epochs']} epochs over {', '.join(t['methods'])} "
+                  f"(Optuna TPE, seeded; validation split from the training images), {t['seconds']} s; best: "
+                  f"{t['best']['method']}, T {t['best']['temperature']}, alpha {t['best']['alpha']}.", "",
+                  "| Trial | Method | T | alpha | Val % |", "|---|---|---|---|---|"]
+        lines += [f"| {x['trial'] + 1} | {x['method']} | {x['temperature']} | {x['alpha']} | {100 * x['val_accuracy']:.2f} |"
+                  for x in t["trials"]]
     return "\n".join(lines) + "\n"
 
 

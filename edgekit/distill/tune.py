@@ -65,6 +65,9 @@ def run_trial(ctx: StageContext, number: int, method: str, temperature: float, a
 
 
 def trial_cache(ctx: StageContext) -> str:
+    """The trials' shared soft-label folder: the one ``soft_label_cache`` names, else ``<out>/.soft_labels``."""
+    if ctx.settings.soft_label_cache not in ("auto", "off"):
+        return str(Path(ctx.settings.soft_label_cache).resolve())
     return str(Path(ctx.out).resolve() / ".soft_labels")
 
 
