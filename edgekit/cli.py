@@ -43,6 +43,7 @@ Epochs = Annotated[Optional[int], typer.Option(help="Epochs for every training s
 QuantMethod = Annotated[Optional[str], typer.Option("--quant-method", help="qat (teacher-guided, default) or ptq.")]
 Method = Annotated[Optional[str], typer.Option("--method", help="Distillation: kd (default), dkd, fitnet, at, rkd, ensemble, progressive, self; combine with + (e.g. kd+at, ensemble+dkd, at:0.5+kd).")]
 Nproc = Annotated[Optional[int], typer.Option("--nproc", help="Train on N processes of this machine (DistributedDataParallel over gloo); for several machines run the command under torchrun instead.")]
+TrainDevice = Annotated[Optional[str], typer.Option("--train-device", help="Where the teacher and distill stages train: auto (a GPU per process when there are enough, else the CPU; default), cpu, cuda.")]
 SoftLabels = Annotated[Optional[str], typer.Option("--soft-label-cache", help="Teacher outputs cached on disk: auto (in --out, default), off, or a folder shared by runs.")]
 Target = Annotated[Optional[str], typer.Option(help="Target profile name (see `edgekit targets`) or a .toml file (default rpi4).")]
 Threads = Annotated[Optional[int], typer.Option(help="Threads of the target estimate and of host latency (default: the target's; on the host at most its cores less one).")]
@@ -61,7 +62,7 @@ def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads t
     def command(data: Data = None, task: Task = None, images: Images = None, teacher: TeacherFile = None, teacher_arch: TeacherArch = None,
                 student: Student = None, width: Width = None, size: Size = None, temperature: Temperature = None,
                 alpha: Alpha = None, epochs: Epochs = None, method: Method = None, quant_method: QuantMethod = None,
-                soft_label_cache: SoftLabels = None, nproc: Nproc = None, target: Target = None,
+                soft_label_cache: SoftLabels = None, nproc: Nproc = None, train_device: TrainDevice = None, target: Target = None,
                 threads: Threads = None, budget: Budget = None, device: DeviceOpt = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
                 force: Force = False, force_stage: ForceStage = None, skip_bad_images: SkipBad = False,
                 debug: Debug = False) -> None:
@@ -69,7 +70,7 @@ def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads t
         flags = {"data": str(data) if data else None, "task": task, "images": str(images) if images else None,
                  "teacher": str(teacher[0]) if teacher else None,
                  "extra_teachers": [str(t) for t in teacher[1:]] if teacher and len(teacher) > 1 else None,
-                 "method": method, "soft_label_cache": soft_label_cache, "nproc": nproc,
+                 "method": method, "soft_label_cache": soft_label_cache, "nproc": nproc, "train_device": train_device,
                  "teacher_arch": teacher_arch, "student": student, "width": width, "size": size,
                  "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method,
                  "target": target, "threads": threads, "budget": budget or None, "device": device, "seed": seed,

@@ -69,6 +69,7 @@ class Settings:
     budget: list[str] = field(default_factory=list)  # "key=value" limits (bench/budgets.py); beat the target's
     device: str | None = None  # "local" or "ssh://user@host[:port]": also measure there
     nproc: int = 1  # training processes on this machine (DistributedDataParallel, gloo); torchrun sets its own
+    train_device: str = "auto"  # auto: a GPU per process when there are enough, else the CPU; cpu; cuda (the QAT stage trains on the CPU)
     skip_bad_images: bool = False  # leave out image files that cannot be decoded (data/bad_images.py) instead of stopping
 
     def with_epochs(self, epochs: int) -> None:
@@ -294,6 +295,8 @@ def validate(s: Settings) -> None:
         if s.teacher_weights and len(s.teacher_weights) != count:
             raise EdgekitError(f"{len(s.teacher_weights)} teacher_weights for {count} teachers",
                                "give one weight per teacher, in the order of the --teacher flags")
+    if s.train_device not in ("auto", "cpu", "cuda"):
+        raise EdgekitError(f"unknown train_device '{s.train_device}'", "use auto (the default), cpu or cuda")
     if s.nproc < 1:
         raise EdgekitError(f"--nproc must be at least 1, got {s.nproc}", "pass --nproc 2 (or leave it out)")
     if s.task == "detect" and s.nproc > 1:

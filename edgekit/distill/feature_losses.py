@@ -79,7 +79,7 @@ class AttentionTransfer:
                 for path, side in zip(self.teacher_layers, self.sides)}
 
     def __call__(self, student: Outputs, teacher: Outputs, targets: torch.Tensor) -> torch.Tensor:
-        total = torch.zeros(())
+        total = torch.zeros((), device=student.logits.device)
         for s_path, t_path, side in zip(self.student_layers, self.teacher_layers, self.sides):
             a_s = attention_map(student.features[s_path], side, self.p)
             total = total + (a_s - teacher.features[f"at:{t_path}"]).pow(2).sum(1).mean()

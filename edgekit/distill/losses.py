@@ -150,7 +150,7 @@ class DistillLoss:
         if teacher is None or self.alpha == 0.0 or not self.terms:
             return hard, {"ce": float(hard.detach())}
         parts: dict[str, float] = {}
-        soft = torch.zeros((), dtype=hard.dtype)
+        soft = torch.zeros((), dtype=hard.dtype, device=hard.device)
         for weight, term in self.terms:
             value = term(student, teacher, targets)
             parts[term.name] = float(value.detach())

@@ -18,7 +18,7 @@ def pairwise_distances(e: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Euclidean distances between the rows of e, zero on the diagonal."""
     squares = e.pow(2).sum(1)
     d = (squares.unsqueeze(0) + squares.unsqueeze(1) - 2 * e @ e.t()).clamp(min=eps).sqrt()
-    return d * (1 - torch.eye(len(e), dtype=e.dtype))
+    return d * (1 - torch.eye(len(e), dtype=e.dtype, device=e.device))
 
 
 def normalised_distances(e: torch.Tensor) -> torch.Tensor:

@@ -15,15 +15,21 @@ from edgekit.pipeline.distributed import from_main, world
 
 class TeacherFeed:
     def __init__(self, teacher: Callable[[torch.Tensor], torch.Tensor], loss: object,
-                 cache: SoftLabelCache | None, example: torch.Tensor, rows: int, epochs: int, stage: str) -> None:
+                 cache: SoftLabelCache | None, example: torch.Tensor, rows: int, epochs: int, stage: str,
+                 device: torch.device | None = None) -> None:
         self.teacher = teacher
+        self.device = torch.device("cpu") if device is None else device
+        # a torch teacher runs where the student trains (train_loop placed it); onnxruntime and exported
+        # programs on the CPU
+        on_device = isinstance(teacher, torch.nn.Module) and not getattr(teacher, "opaque", False)
+        self.teacher_device = self.device if on_device else torch.device("cpu")
         self.teacher_side = getattr(loss, "teacher_side", lambda out: out)
         layers = list(getattr(loss, "teacher_layers", []))
         embedding = bool(getattr(loss, "embedding", False))
         self.tap = FeatureTap(teacher, layers, "teacher", embedding) if layers or embedding else None
         self.cache = cache
         self.rows = rows
-        probe = self._live(example)
+        probe = self._live(example.to(self.device))
         self.parts = ["logits", *probe.features]
         self.stage = stage
         if cache is not None and cache.limit_bytes is not None:
@@ -39,8 +45,12 @@ class TeacherFeed:
 
     @torch.no_grad()
     def _live(self, xb: torch.Tensor) -> Outputs:
+        xb = xb.to(self.teacher_device)
         raw = self.tap.run(xb) if self.tap is not None else Outputs(self.teacher(xb))
-        return self.teacher_side(raw)
+        out = self.teacher_side(raw)
+        if self.teacher_device == self.device:
+            return out
+        return Outputs(out.logits.to(self.device), {k: v.to(self.device) for k, v in out.features.items()})
 
     def start_epoch(self, epoch: int) -> None:
         self.table = self.cache.load(epoch, self.parts) if self.cache is not None else None
@@ -51,14 +61,15 @@ class TeacherFeed:
         """The teacher's side for images ``idx``; ``own`` marks the ones this process records (of several
         processes, each image is recorded by exactly one)."""
         if self.table is not None:
-            return Outputs(self.table["logits"][idx], {k: self.table[k][idx] for k in self.parts[1:]})
+            return Outputs(self.table["logits"][idx].to(self.device),
+                           {k: self.table[k][idx].to(self.device) for k in self.parts[1:]})
         out = self._live(xb)
         if self.filling is not None:
             keep = idx if own is None else idx[own]
             for part, value in (("logits", out.logits), *out.features.items()):
                 if part not in self.filling:
                     self.filling[part] = torch.zeros((self.rows, *value.shape[1:]), dtype=value.dtype)
-                self.filling[part][keep] = (value if own is None else value[own]).detach()
+                self.filling[part][keep] = (value if own is None else value[own.to(value.device)]).detach().cpu()
             self.filled[keep] = True
         return out
 

@@ -96,6 +96,7 @@ def train(
     soft_labels: SoftLabelCache | None = None,
     timings: list[float] | None = None,
     cache_stats: dict[str, int] | None = None,
+    device: torch.device | None = None,
 ) -> list[dict[str, float]]:
     """SGD with Nesterov momentum and a cosine schedule; returns the mean loss terms per epoch.
 
@@ -103,10 +104,15 @@ def train(
     student and the teacher (distill/losses.py); ``soft_labels`` serves the teacher's side from disk.
     ``timings`` receives the wall seconds of each epoch run here (the soft-label cache's effect is measured so),
     ``cache_stats`` how many epochs' soft labels were read from the cache and how many computed.
+    ``device`` (pipeline/distributed.training_device; default the CPU) is where the model, the loss's
+    parameters, the batches and the teacher (when it is a torch module) live while training; the data,
+    the augmentation and the cache stay on the CPU, and everything is back on the CPU on return.
     """
+    device = torch.device("cpu") if device is None else device
     augment_seed = seed if augment_seed is None else augment_seed
     w = world()
     extra = list(getattr(loss_fn, "parameters", list)())
+    placed = _place(device, model, extra, teacher)
     params = [p for p in model.parameters() if p.requires_grad] + extra
     optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     batch = batch_size if w.size == 1 else math.ceil(batch_size / w.size)  # the same images per step in all
@@ -116,8 +122,11 @@ def train(
     checkpoint, first, history = start_or_resume(stage, model, optimizer, scheduler, epochs, seed, extra)
     # Buffers (batch-norm statistics, QAT observers) stay each process's own; rank 0's are the ones saved.
     # Broadcasting them at every forward, DDP's default, broke the fake-quantize ranges of a PT2E QAT graph.
-    net = torch.nn.parallel.DistributedDataParallel(model, forward_sync_buffers=False) if w.size > 1 else model
-    feed = TeacherFeed(teacher, loss_fn, soft_labels, x[:1], len(y), epochs, stage) if teacher is not None else None
+    net = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None,
+        forward_sync_buffers=False) if w.size > 1 else model
+    feed = (TeacherFeed(teacher, loss_fn, soft_labels, x[:1], len(y), epochs, stage, device=device)
+            if teacher is not None else None)
     layers, embedding = list(getattr(loss_fn, "student_layers", [])), bool(getattr(loss_fn, "embedding", False))
     tap = FeatureTap(model, layers, "student", embedding, call=net) if feed is not None and (layers or embedding) else None
     set_progress = getattr(loss_fn, "set_progress", None)
@@ -133,7 +142,7 @@ def train(
                 sums: dict[str, float] = {}
                 for step in range(steps_per_epoch):
                     idx = mine[step * batch:(step + 1) * batch]
-                    xb, yb = augment(x[idx], shifts[idx], flips[idx]), y[idx]
+                    xb, yb = augment(x[idx], shifts[idx], flips[idx]).to(device), y[idx].to(device)
                     if set_progress is not None:
                         set_progress((epoch * steps_per_epoch + step) / (epochs * steps_per_epoch))
                     teacher_out = feed(xb, idx, own[step * batch:(step + 1) * batch]) if feed is not None else None
@@ -153,7 +162,25 @@ def train(
         for hooks in (tap, feed):
             if hooks is not None:
                 hooks.close()
+        if placed:
+            _place(torch.device("cpu"), model, extra, teacher)
     return history
+
+
+def _place(device: torch.device, model: torch.nn.Module, extra: list[torch.nn.Parameter], teacher: object) -> bool:
+    """Move what trains (and a torch teacher) to ``device``; False when all of it is there already.
+
+    ``extra`` parameters move in place (``.data``), so the loss that owns them keeps the same objects.
+    """
+    params = [*model.parameters(), *extra]
+    if all(p.device == device for p in params):
+        return False
+    model.to(device)
+    for p in extra:
+        p.data = p.data.to(device)
+    if isinstance(teacher, torch.nn.Module) and not getattr(teacher, "opaque", False):
+        teacher.to(device)
+    return True
 
 
 def shard(order: torch.Tensor, n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,9 @@ A process is one of several when ``WORLD_SIZE`` > 1 in its environment, as ``tor
 chain; the training stages train in lockstep (the data split by a DistributedSampler, gradients
 averaged), and only rank 0 writes into the run folder: stage outputs, checkpoints, the soft-label cache
 and the reports. The others train in a scratch folder they discard, and skip export and benchmark.
-Training runs on the CPU here, so the backend is gloo (nccl needs the tensors on a GPU).
+
+Backend: gloo on a machine without a GPU; with one, ``cpu:gloo,cuda:nccl``, so tensors on a GPU go
+through nccl and those on the CPU (the stop flags, the QAT stage, ``train_device = "cpu"``) through gloo.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+
+from edgekit.errors import EdgekitError
 
 TRAINING_STAGES = ("teacher", "distill", "quantize")
 
@@ -41,6 +45,27 @@ def launched_as_one_of_several() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def backend() -> str:
+    """The process group's backend on this machine."""
+    return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+
+
+def training_device(choice: str = "auto") -> torch.device:
+    """Where this process trains: ``auto`` takes this process's GPU when every process on the machine has
+    one (``LOCAL_RANK`` picks it), else the CPU; ``cuda`` insists on a GPU; ``cpu`` never uses one."""
+    if choice == "cpu":
+        return torch.device("cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if count >= local_size > 0:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if choice == "cuda":
+        have = "no GPU is visible" if count == 0 else f"{local_size} processes share {count} GPU(s)"
+        raise EdgekitError(f"train_device = cuda, but {have}", "train on the CPU (--train-device cpu or auto), "
+                           "or start at most one process per GPU")
+    return torch.device("cpu")
+
+
 @contextmanager
 def process_group() -> Iterator[World]:
     """Join the group the environment describes (env:// rendezvous); a single process joins nothing."""
@@ -50,7 +75,9 @@ def process_group() -> Iterator[World]:
         return
     import torch.distributed as dist
 
-    dist.init_process_group("gloo")
+    if torch.cuda.is_available() and int(os.environ.get("LOCAL_RANK", "0")) < torch.cuda.device_count():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # nccl's communicator binds to it
+    dist.init_process_group(backend())
     _world = World(dist.get_rank(), dist.get_world_size())
     try:
         yield _world

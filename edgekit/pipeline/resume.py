@@ -2,7 +2,7 @@
 
 A checkpoint holds everything the next epoch depends on: the model's weights (and any extra trained
 parameters, such as distillation adapters), the optimizer's and the schedule's state, the epoch, the
-loss history, and every random number generator's state (torch, numpy, Python). The data order and
+loss history, and every random number generator's state (torch, numpy, Python; and the GPUs' when one was used). The data order and
 augmentation are drawn from a generator seeded per epoch (distill/train_loop.py), so with these a
 resumed run continues bit for bit as the uninterrupted one would have.
 
@@ -105,6 +105,8 @@ class EpochCheckpoint:
                     "numpy": _encode(np.random.get_state(), "rng.numpy", tensors),
                     "python": _encode(random.getstate(), "rng.python", tensors)},
         }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["rng"]["cuda"] = _encode(torch.cuda.get_rng_state_all(), "rng.cuda", tensors)
         tmp = self.tensors_path.with_name(f".{self.tensors_path.name}.tmp-{os.getpid()}")
         try:
             write_safetensors(tensors, tmp)
@@ -142,6 +144,8 @@ class EpochCheckpoint:
         torch.set_rng_state(_decode(state["rng"]["torch"], tensors))
         np.random.set_state(_decode(state["rng"]["numpy"], tensors))
         random.setstate(_decode(state["rng"]["python"], tensors))
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(_decode(state["rng"]["cuda"], tensors))
         return Resumed(next_epoch=int(meta["epoch"]) + 1, history=list(meta["history"]))
 
     def _matching_meta(self) -> dict[str, Any] | None:
@@ -173,7 +177,7 @@ def epoch_checkpoint(name: str) -> EpochCheckpoint | None:
 # (integer keys of an optimizer's state, tuples such as Adam's betas, numpy arrays of an RNG state).
 def _encode(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(value, torch.Tensor):
-        tensors[path] = value
+        tensors[path] = value.detach().cpu()  # a GPU's tensors are written from the CPU, and load there
         return {"__tensor__": path}
     if isinstance(value, np.ndarray):
         tensors[path] = torch.from_numpy(value.astype(np.int64) if value.dtype.kind in "ui" else value.copy())

@@ -23,6 +23,7 @@ from edgekit.models.builders import build_model, student_spec
 from edgekit.models.checkpoint import count_parameters, save_weights
 from edgekit.models.predictions import save_logits
 from edgekit.models.stage_models import load_teacher
+from edgekit.pipeline.distributed import training_device
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.stages.common import StageContext
 
@@ -74,7 +75,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
             history = train(model, x, y, loss_fn=loss, teacher=teacher, epochs=s.distill_epochs, lr=s.distill_lr,
                             batch_size=s.batch_size, hflip=s.hflip, seed=s.seed, stage=label,
                             soft_labels=soft_label_cache(s, ctx.out, teacher, x, s.seed), timings=timings,
-                            cache_stats=cache)
+                            cache_stats=cache, device=training_device(s.train_device))
             model.eval()
             if last:
                 break

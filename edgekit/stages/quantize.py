@@ -55,6 +55,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
             teacher = guide_teacher(distill_dir, teacher_dir) if s.alpha > 0 else None
             pt2e.to_train(prepared)
             # Augmented views of the distill stage's seed: its first epochs' soft labels come from the cache.
+            # On the CPU whatever train_device says: PT2E QAT graphs have not been run on a GPU here.
             history = train(prepared, x, y, loss_fn=KDLoss(s.temperature, s.alpha), teacher=teacher,
                             epochs=s.qat_epochs, lr=s.qat_lr, batch_size=s.batch_size, hflip=s.hflip, seed=s.seed + 1,
                             augment_seed=s.seed, stage="quantize (QAT)",

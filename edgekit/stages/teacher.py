@@ -16,6 +16,7 @@ from edgekit.models.checkpoint import count_parameters, save_weights
 from edgekit.models.stage_models import ENSEMBLE_FILE, EXPORTED_TEACHER, ONNX_TEACHER, load_teacher, member_dir
 from edgekit.models.user_weights import check_teacher_file, check_teacher_outputs, load_user_teacher
 from edgekit.pipeline.atomic import write_json_atomic
+from edgekit.pipeline.distributed import training_device
 from edgekit.pipeline.runner import run_stage
 from edgekit.stages.common import StageContext
 
@@ -52,7 +53,8 @@ def _train_teacher(ctx: StageContext, folder: Path, seed: int, label: str) -> tu
     x, y = ctx.split("train")
     model.train()
     history = train(model, x, y, loss_fn=_supervised, epochs=s.teacher_epochs, lr=s.teacher_lr,
-                    batch_size=s.batch_size, hflip=s.hflip, seed=seed, stage=label)
+                    batch_size=s.batch_size, hflip=s.hflip, seed=seed, stage=label,
+                    device=training_device(s.train_device))
     model.eval()
     save_weights(model, folder, spec)
     source = f"{s.student} x{s.width}, generation 1 (self-distillation)" if self_distill else f"trained {s.teacher_arch}"
