@@ -5,7 +5,8 @@
 The per-epoch column of distill_methods.md times each method in its own stretch of the run, and on a
 shared 2-core host one epoch's time wanders by up to 2x from minute to minute (there: 3.4 to 7.3 s for
 the same work). Here every round trains one epoch of each configuration back to back, so all of them see
-the same host; the ratio to scratch is taken within each round and the median over rounds reported.
+the same host; the ratio to scratch is taken within each round and the median over rounds reported. The
+order rotates from round to round, so no configuration is always the first (or follows the same one).
 
 Configurations: scratch (labels only), then kd, dkd, fitnet, at, rkd and kd+at reading the cache (warm;
 one teacher pass fills it first, distill/prefill.py), and kd with the teacher running at every step (cold).
@@ -86,7 +87,7 @@ def main() -> int:
         configs = ["scratch", *WARM, "kd cold"]
         seconds: dict[str, list[float]] = {c: [] for c in configs}
         for r in range(args.rounds):
-            for name in configs:
+            for name in configs[r % len(configs):] + configs[:r % len(configs)]:  # each round starts elsewhere
                 model = student()
                 timings: list[float] = []
                 stats: dict[str, int] = {}
@@ -118,7 +119,8 @@ def main() -> int:
              f"Command: `{result['command']}`  ", f"Date: {result['date']}  ",
              f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, Python {result['machine']['python']}  ",
              f"{len(y)} training images (CIFAR-10, 32x32), batch 64, teacher ResNet-18 ({args.teacher}), student "
-             f"MobileNetV2 x0.35; {args.rounds} rounds, each one epoch of every configuration back to back. "
+             f"MobileNetV2 x0.35; {args.rounds} rounds, each one epoch of every configuration back to back, the order "
+             "rotated by one configuration each round. "
              f"Prefill (one teacher pass writing every part of kd+fitnet+at+rkd for the epoch): {filled['seconds']} s.", "",
              "| Configuration | Cache | Median s/epoch | Median ratio to scratch (paired) | Ratios per round |",
              "|---|---|---|---|---|"]

@@ -256,7 +256,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines = ["# Distillation methods on CIFAR-10, through INT8", "",
              f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
              f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, Python {r['machine']['python']}  ",
-             f"Budget: {b['train_images']} train / {b['test_images']} test images (first N per class), 32x32, "
+             f"Budget: {b['train_images']} train images (first N per class; a tenth of them is the validation split, "
+             f"the rest is trained on) / {b['test_images']} test images, 32x32, "
              f"teacher {b['teacher_epochs']} epochs, students {b['epochs']} epochs, QAT {b['qat_epochs']} epochs; "
              f"whole run {b['total_minutes']} min"
              + (f" in this invocation, stages {b.get('stage_minutes')} min in all (resumed)" if b.get("resumed") else "")
