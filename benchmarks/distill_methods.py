@@ -90,26 +90,14 @@ def stages_total(out: Path) -> float:
 def prefill(out: Path, settings: Any) -> dict[str, Any]:
     """One pass of teacher_a over every epoch's views, writing all that PREFILL's terms read (kept in
     ``out/prefill.json``, so a resumed run does not pass again)."""
-    from edgekit.distill.cache_policy import soft_label_cache
-    from edgekit.distill.method_spec import parse_method
-    from edgekit.distill.methods import build_loss
-    from edgekit.distill.prefill import prefill_soft_labels
-    from edgekit.models.builders import build_model, student_spec
-    from edgekit.models.stage_models import load_teacher
+    from edgekit.distill.prefill import prefill_for_run
     from edgekit.stages.common import StageContext
 
     record = out / "prefill.json"
     if record.is_file():
         return json.loads(record.read_text())
-    ctx = StageContext(settings, out / "teacher_a")
-    x, _ = ctx.split("train")
-    teacher = load_teacher(out / "teacher_a" / "teacher")
-    student = build_model(student_spec(settings.student, settings.width, len(ctx.data.classes)))
-    loss = build_loss(parse_method(PREFILL), student, teacher, settings.size, temperature=settings.temperature,
-                      alpha=0.7)
-    result = {"method": PREFILL, **prefill_soft_labels(
-        teacher, loss, x, soft_label_cache(settings, out, teacher, x, settings.seed), epochs=settings.distill_epochs,
-        augment_seed=settings.seed, hflip=settings.hflip, batch_size=settings.batch_size)}
+    result = prefill_for_run(StageContext(settings, out / "teacher_a"), PREFILL.split("+"), settings.distill_epochs,
+                             settings.soft_label_cache)
     record.write_text(json.dumps(result) + "\n")
     return result
 

@@ -9,7 +9,9 @@ read, so each of them, their T/alpha trials and the QAT stage then find the cach
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Any
 
 import torch
 
@@ -62,3 +64,34 @@ def prefill_soft_labels(teacher: torch.nn.Module, loss: DistillLoss, x: torch.Te
     finally:
         feed.close()
     return {"epochs_written": written, "epochs_found": found, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def prefill_for_run(ctx: Any, methods: list[str], epochs: int, folder: str) -> dict[str, Any] | None:
+    """Fill the soft-label cache in ``folder`` for the teacher stage of ``ctx`` (a StageContext) and every
+    single-teacher method of ``methods``: what they read, for ``epochs`` epochs of the run's views.
+
+    Returns the union method and prefill_soft_labels' counts; None when the cache is off or no method reads
+    this teacher.
+    """
+    from edgekit.distill.cache_policy import soft_label_cache
+    from edgekit.distill.methods import build_loss
+    from edgekit.models.builders import build_model, student_spec
+    from edgekit.models.stage_models import load_teacher
+    from edgekit.pipeline.runner import stage_dir
+
+    s = ctx.settings
+    if s.soft_label_cache == "off":
+        return None
+    teacher = load_teacher(stage_dir(ctx.out, "teacher"))
+    union = union_method(methods, features=not getattr(teacher, "opaque", False))
+    if union is None:
+        return None
+    x, _ = ctx.split("train")
+    student = build_model(student_spec(s.student, s.width, len(ctx.data.classes)))
+    loss = build_loss(parse_method(union), student, teacher, s.size, temperature=s.temperature, alpha=s.alpha,
+                      student_layers=s.student_layers, teacher_layers=s.teacher_layers)
+    cache = soft_label_cache(dataclasses.replace(s, soft_label_cache=folder), ctx.out, teacher, x, s.seed)
+    if cache is None:
+        return None
+    return {"method": union, **prefill_soft_labels(teacher, loss, x, cache, epochs=epochs, augment_seed=s.seed,
+                                                   hflip=s.hflip, batch_size=s.batch_size)}

@@ -21,8 +21,7 @@ class TeacherFeed:
         self.device = torch.device("cpu") if device is None else device
         # a torch teacher runs where the student trains (train_loop placed it); onnxruntime and exported
         # programs on the CPU
-        on_device = isinstance(teacher, torch.nn.Module) and not getattr(teacher, "opaque", False)
-        self.teacher_device = self.device if on_device else torch.device("cpu")
+        self.teacher_device = self.device if runs_on_device(teacher) else torch.device("cpu")
         self.teacher_side = getattr(loss, "teacher_side", lambda out: out)
         layers = list(getattr(loss, "teacher_layers", []))
         embedding = bool(getattr(loss, "embedding", False))
@@ -99,6 +98,11 @@ class TeacherFeed:
         if self.cache is not None and self.cache.hits + self.cache.misses:
             say(f"{self.stage}: soft labels of {self.cache.hits} epoch(s) read from the cache, "
                 f"{self.cache.misses} computed and cached ({self.cache.folder})")
+
+
+def runs_on_device(teacher: object) -> bool:
+    """Whether the teacher moves to the training device: a torch module, not an onnxruntime/exported wrapper."""
+    return isinstance(teacher, torch.nn.Module) and not getattr(teacher, "opaque", False)
 
 
 def say(line: str) -> None:

@@ -18,7 +18,7 @@ from torch.utils.data import DistributedSampler
 from edgekit.distill.hooks import FeatureTap
 from edgekit.distill.progress import progress_bar
 from edgekit.distill.soft_label_cache import SoftLabelCache
-from edgekit.distill.teacher_feed import TeacherFeed
+from edgekit.distill.teacher_feed import TeacherFeed, runs_on_device
 from edgekit.errors import EdgekitError
 from edgekit.pipeline.distributed import all_sum, all_true, world
 from edgekit.pipeline.resume import end_epoch, start_or_resume
@@ -178,7 +178,7 @@ def _place(device: torch.device, model: torch.nn.Module, extra: list[torch.nn.Pa
     model.to(device)
     for p in extra:
         p.data = p.data.to(device)
-    if isinstance(teacher, torch.nn.Module) and not getattr(teacher, "opaque", False):
+    if runs_on_device(teacher):
         teacher.to(device)
     return True
 

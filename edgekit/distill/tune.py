@@ -73,33 +73,16 @@ def trial_cache(ctx: StageContext) -> str:
 
 def prefill_trials(ctx: StageContext, methods: list[str], epochs: int) -> dict[str, Any] | None:
     """Fill the trials' soft-label cache for all ``methods`` at once; None when there is nothing to fill."""
-    from edgekit.distill.cache_policy import soft_label_cache
-    from edgekit.distill.methods import build_loss
-    from edgekit.distill.prefill import prefill_soft_labels, union_method
-    from edgekit.models.builders import build_model, student_spec
-    from edgekit.models.stage_models import load_teacher
-    from edgekit.pipeline.runner import stage_dir
+    from edgekit.distill.prefill import prefill_for_run
 
-    s = ctx.settings
-    if s.soft_label_cache == "off":
+    result = prefill_for_run(ctx, methods, epochs, trial_cache(ctx))
+    if result is None:
         return None
-    teacher = load_teacher(stage_dir(ctx.out, "teacher"))
-    union = union_method(methods, features=not getattr(teacher, "opaque", False))
-    if union is None:
-        return None
-    x, _ = ctx.split("train")
-    student = build_model(student_spec(s.student, s.width, len(ctx.data.classes)))
-    loss = build_loss(parse_method(union), student, teacher, s.size, temperature=s.temperature, alpha=s.alpha,
-                      student_layers=s.student_layers, teacher_layers=s.teacher_layers)
-    cache = soft_label_cache(dataclasses.replace(s, soft_label_cache=trial_cache(ctx)), ctx.out, teacher, x, s.seed)
-    if cache is None:
-        return None
-    result = prefill_soft_labels(teacher, loss, x, cache, epochs=epochs, augment_seed=s.seed, hflip=s.hflip,
-                                 batch_size=s.batch_size)
+    union = result["method"]
     ctx.console.print(f"tune: the teacher's side of {union} for {epochs} epoch(s): {result['epochs_written']} "
                       f"computed, {result['epochs_found']} already cached ({result['seconds']} s)",
                       markup=False, highlight=False)
-    return {"method": union, **result}
+    return result
 
 
 def search(ctx: StageContext, trials: int, methods: list[str], epochs: int) -> list[dict[str, Any]]:
