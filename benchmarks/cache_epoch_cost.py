@@ -57,6 +57,7 @@ def main() -> int:
     from edgekit.distill.method_spec import parse_method
     from edgekit.distill.methods import build_loss
     from edgekit.distill.prefill import prefill_soft_labels
+    from edgekit.distill.soft_label_cache import SoftLabelCache
     from edgekit.distill.train_loop import train
     from edgekit.models.builders import build_model, student_spec
     from edgekit.models.stage_models import load_teacher
@@ -94,8 +95,8 @@ def main() -> int:
                 train(model, x, y, loss_fn=loss_for(name, model), teacher=None if name == "scratch" else teacher,
                       epochs=1, lr=settings.distill_lr, batch_size=settings.batch_size, seed=settings.seed,
                       stage=f"{name} (round {r + 1})", hflip=True, timings=timings, cache_stats=stats,
-                      soft_labels=None if name in ("scratch", "kd cold") else
-                      soft_label_cache(settings, ctx.out, teacher, x, settings.seed))
+                      soft_labels=None if name in ("scratch", "kd cold") else  # fresh counters, the same entries
+                      SoftLabelCache(Path(settings.soft_label_cache), cache.identity, len(x), cache.limit_bytes))
                 if name in WARM and stats.get("read") != 1:
                     raise SystemExit(f"{name}: the cache was not read ({stats}); the timing would be a cold one")
                 seconds[name].append(timings[0])

@@ -60,6 +60,9 @@ def test_cuda_asked_for_on_a_machine_without_one_exits_2_before_training(tmp_pat
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     make_image_folder(tmp_path / "data", {"train": ["a", "b"], "test": ["a", "b"]}, per_class=4)
+    unknown = run_cli(["teacher", "--data", str(tmp_path / "data"), "--train-device", "tpu", "--out", "run"],
+                      cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown train_device 'tpu'" in unknown.stderr, unknown.stderr[-2000:]
     result = run_cli(["teacher", "--data", str(tmp_path / "data"), "--size", "16", "--epochs", "1",
                       "--train-device", "cuda", "--out", "run"], cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]

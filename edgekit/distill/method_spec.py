@@ -32,7 +32,12 @@ class Method:
 
     @property
     def needs_features(self) -> bool:
-        return any(name in FEATURE_TERMS or name == "rkd" for name, _ in self.terms)
+        return any(reads_features(name) for name, _ in self.terms)
+
+
+def reads_features(term: str) -> bool:
+    """Whether a loss term reads the teacher's inner layers or embedding (not only its logits)."""
+    return term in FEATURE_TERMS or term == "rkd"
 
 
 def parse_method(text: str) -> Method:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from edgekit.distill.losses import DistillLoss
-from edgekit.distill.method_spec import FEATURE_TERMS, parse_method
+from edgekit.distill.method_spec import parse_method, reads_features
 from edgekit.distill.soft_label_cache import SoftLabelCache
 from edgekit.distill.teacher_feed import TeacherFeed
 from edgekit.distill.train_loop import augment, epoch_plan
@@ -32,7 +32,7 @@ def union_method(methods: list[str], features: bool = True) -> str | None:
     for text in methods:
         method = parse_method(text)
         if method.strategy is None:
-            names += [n for n, _ in method.terms if features or (n not in FEATURE_TERMS and n != "rkd")]
+            names += [n for n, _ in method.terms if features or not reads_features(n)]
     return "+".join(dict.fromkeys(names)) or None
 
 
@@ -46,9 +46,9 @@ def prefill_soft_labels(teacher: torch.nn.Module, loss: DistillLoss, x: torch.Te
     """
     started = time.perf_counter()
     feed = TeacherFeed(teacher, loss, cache, x[:1], len(x), epochs, "prefill")
-    written = found = 0
     if feed.cache is None:  # over soft_label_cache_mb: TeacherFeed said so; nothing to fill
         return {"epochs_written": 0, "epochs_found": 0, "seconds": round(time.perf_counter() - started, 1)}
+    written = found = 0
     try:
         for epoch in range(epochs):
             feed.start_epoch(epoch)

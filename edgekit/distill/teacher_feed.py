@@ -28,7 +28,7 @@ class TeacherFeed:
         self.tap = FeatureTap(teacher, layers, "teacher", embedding) if layers or embedding else None
         self.cache = cache
         self.rows = rows
-        probe = self._live(example.to(self.device))
+        probe = self._live(example)
         self.parts = ["logits", *probe.features]
         self.stage = stage
         if cache is not None and cache.limit_bytes is not None:

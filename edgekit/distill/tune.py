@@ -4,7 +4,8 @@ Each trial is a real distill stage in ``<out>/trials/<n>/`` (fingerprinted and c
 other), learning from the one teacher of ``<out>/teacher`` and reading the soft labels that earlier
 trials share in ``<out>/.soft_labels``: before the first trial, one pass of the teacher fills it with
 everything the methods read (distill/prefill.py), so no trial runs the teacher. The sampler is Optuna's
-TPE, seeded, so rerunning the same command after an interruption asks for the same trials again and finds the finished ones up to date.
+TPE, seeded, so rerunning the same command after an interruption asks for the same trials again and
+finds the finished ones up to date.
 
 The best trial's settings are written as ``<out>/best.toml``, which ``compress --config`` takes; every
 trial is listed in ``<out>/tune.json`` and ``tune.md``.

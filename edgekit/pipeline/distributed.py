@@ -75,8 +75,9 @@ def process_group() -> Iterator[World]:
         return
     import torch.distributed as dist
 
-    if torch.cuda.is_available() and int(os.environ.get("LOCAL_RANK", "0")) < torch.cuda.device_count():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # nccl's communicator binds to it
+    gpu = training_device("auto")
+    if gpu.type == "cuda":
+        torch.cuda.set_device(gpu)  # nccl's communicator binds to it
     dist.init_process_group(backend())
     _world = World(dist.get_rank(), dist.get_world_size())
     try:

@@ -2,9 +2,9 @@
 
 A checkpoint holds everything the next epoch depends on: the model's weights (and any extra trained
 parameters, such as distillation adapters), the optimizer's and the schedule's state, the epoch, the
-loss history, and every random number generator's state (torch, numpy, Python; and the GPUs' when one was used). The data order and
-augmentation are drawn from a generator seeded per epoch (distill/train_loop.py), so with these a
-resumed run continues bit for bit as the uninterrupted one would have.
+loss history, and every random number generator's state (torch, numpy, Python; and the GPUs' when one
+was used). The data order and augmentation are drawn from a generator seeded per epoch
+(distill/train_loop.py), so with these a resumed run continues bit for bit as the uninterrupted one would have.
 
 On disk: ``<out>/.resume/<stage>/<loop>.safetensors`` (every tensor) and ``<loop>.json`` (the rest,
 and the stage's fingerprint), never a pickle. Each file is written to a temporary name, flushed, fsynced
