@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from edgekit.data.image_limits import ImageTooLarge
 from edgekit.errors import EdgekitError
 
 
@@ -20,6 +21,8 @@ class BadImages:
     def handle(self, file: Path, exc: Exception, fix: str = "replace or remove the broken file") -> None:
         """Raise for ``file``, or note it as skipped when skipping is on."""
         if not self.skip:
+            if isinstance(exc, ImageTooLarge):  # a decompression bomb, or just a huge photo
+                raise EdgekitError(f"image {exc}", "resize it, or pass --skip-bad-images to leave such files out") from None
             raise EdgekitError(f"cannot read image {file} ({exc.__class__.__name__})",
                                f"{fix}, or pass --skip-bad-images to leave such files out") from None
         self.skipped.append(str(file))

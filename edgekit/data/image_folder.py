@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from edgekit.data.bad_images import BadImages
+from edgekit.data.image_limits import open_image
 from edgekit.errors import EdgekitError
 from edgekit.pipeline.fingerprint import path_digest
 
@@ -37,7 +38,7 @@ def _load_split(split_dir: Path, classes: list[str], spec: PreprocessSpec, bad: 
                                f"add {split_dir.parent / 'train' / class_dir.name} or remove that folder")
         for file in _image_files(class_dir):
             try:
-                with Image.open(file) as img:
+                with open_image(file) as img:
                     images.append(spec.resize(img))
             except (UnidentifiedImageError, OSError) as exc:
                 bad.handle(file, exc)

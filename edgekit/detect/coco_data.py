@@ -8,6 +8,7 @@ listed without annotations are background. The split is fixed and seeded: 80 % t
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -16,7 +17,45 @@ from PIL import Image, UnidentifiedImageError
 
 from edgekit.detect.data import DetectionData, DetectionSplit
 from edgekit.data.bad_images import BadImages
+from edgekit.data.image_limits import open_image
 from edgekit.errors import EdgekitError
+
+
+def _bad(annotations: Path, why: str) -> EdgekitError:
+    return EdgekitError(f"{annotations} is not a COCO instances file ({why})",
+                        "it needs 'images' [{id, file_name}], 'annotations' [{image_id, category_id, bbox}] "
+                        "and 'categories' [{id, name}]")
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _read_coco(annotations: Path) -> tuple[list[dict], list[dict], list[dict]]:
+    """Categories sorted by id, image entries and annotations, each checked for the fields and types used."""
+    try:
+        doc = json.loads(annotations.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise _bad(annotations, type(exc).__name__) from None
+    if not isinstance(doc, dict):
+        raise _bad(annotations, "not a JSON object")
+    parts = {key: doc.get(key, [] if key == "annotations" else None) for key in ("categories", "images", "annotations")}
+    for key, items in parts.items():
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise _bad(annotations, f"'{key}' is not a list of objects")
+    cats, entries, anns = parts["categories"], parts["images"], parts["annotations"]
+    if not all(isinstance(c.get("id"), int) and isinstance(c.get("name"), (str, int)) for c in cats):
+        raise _bad(annotations, "a category without an integer id and a name")
+    if not all(isinstance(e.get("id"), (int, str)) and isinstance(e.get("file_name"), str) and e["file_name"]
+               and "\0" not in e["file_name"] for e in entries):
+        raise _bad(annotations, "an image without an id and a file_name")
+    for a in anns:
+        bbox = a.get("bbox")
+        if (not isinstance(a.get("image_id"), (int, str)) or not isinstance(a.get("category_id"), int)
+                or not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox)):
+            raise _bad(annotations, f"annotation {str(a.get('id'))[:20]} lacks an image_id, a category_id "
+                                    "or a bbox of four numbers")
+    return sorted(cats, key=lambda c: c["id"]), entries, anns
 
 
 def load_coco(annotations: Path, images: Path, size: int, seed: int = 0, skip_bad_images: bool = False) -> DetectionData:
@@ -24,18 +63,16 @@ def load_coco(annotations: Path, images: Path, size: int, seed: int = 0, skip_ba
         raise EdgekitError(f"annotation file {annotations} does not exist", "pass a COCO instances .json")
     if not images.is_dir():
         raise EdgekitError(f"image folder {images} does not exist", "pass --images DIR holding the json's file_names")
-    try:
-        doc = json.loads(annotations.read_text(encoding="utf-8"))
-        cats = sorted(doc["categories"], key=lambda c: c["id"])
-        entries = doc["images"]
-        anns = doc.get("annotations", [])
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        raise EdgekitError(f"{annotations} is not a COCO instances file ({type(exc).__name__})",
-                           "it needs 'images', 'annotations' and 'categories'") from None
+    cats, entries, anns = _read_coco(annotations)
     index = {c["id"]: i for i, c in enumerate(cats)}
     by_image: dict[int, list[dict]] = {}
     for a in anns:
         by_image.setdefault(a["image_id"], []).append(a)
+    root = images.resolve()
+    for entry in entries:  # every file name is checked before any image is read
+        if not (root / entry["file_name"]).resolve().is_relative_to(root):
+            raise EdgekitError(f"{annotations}: image {entry['id']!r} has file_name {entry['file_name'][:80]!r}, "
+                               f"outside --images {images}", "give file names relative to the --images folder")
     order = np.random.default_rng(seed).permutation(len(entries))
     cut1, cut2 = int(0.8 * len(entries)), int(0.9 * len(entries))
     parts = {"train": order[:cut1], "val": order[cut1:cut2], "test": order[cut2:]}
@@ -47,7 +84,7 @@ def load_coco(annotations: Path, images: Path, size: int, seed: int = 0, skip_ba
             entry = entries[int(i)]
             path = images / entry["file_name"]
             try:
-                with Image.open(path) as im:
+                with open_image(path) as im:
                     im = im.convert("RGB")
                     w, h = im.width, im.height
                     imgs.append(np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8))

@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from edgekit.detect.data import DetectionData, DetectionSplit
 from edgekit.data.bad_images import BadImages
+from edgekit.data.image_limits import open_image
 from edgekit.errors import EdgekitError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -105,7 +106,7 @@ def _split(folder: Path, names: list[str], size: int, label: str, bad: BadImages
     images, boxes, labels, sizes, clipped = [], [], [], [], 0
     for f in files:
         try:
-            with Image.open(f) as im:
+            with open_image(f) as im:
                 im = im.convert("RGB")
                 sizes.append((im.height, im.width))
                 images.append(np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8))

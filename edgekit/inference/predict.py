@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from edgekit.data.image_limits import ImageTooLarge, open_image
 from edgekit.errors import EdgekitError
 from edgekit.inference.recipe import Recipe, load_recipe, resolve_model
 
@@ -22,9 +23,11 @@ def read_image(path: Path) -> Image.Image:
     if not Path(path).is_file():
         raise EdgekitError(f"image {path} does not exist", "pass image files (JPEG, PNG, ...)")
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.load()
             return im.copy()
+    except ImageTooLarge as exc:
+        raise EdgekitError(f"image {exc}", "resize it below the limit before predicting") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise EdgekitError(f"image {path} cannot be decoded ({exc.__class__.__name__})",
                            "pass a readable JPEG/PNG/BMP/WebP file") from None

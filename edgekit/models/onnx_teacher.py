@@ -7,13 +7,56 @@ chain prepares them (NCHW float32, --size square, the run's mean/std) and give o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from edgekit.bench.ort_session import open_session
 from edgekit.errors import EdgekitError
+
+
+def _unreadable(path: Path, exc: Exception) -> EdgekitError:
+    return EdgekitError(f"teacher file {path} is not a readable ONNX model ({exc.__class__.__name__})",
+                        "pass an .onnx file exported with torch.onnx.export (or another exporter)")
+
+
+def _tensors(message: Any) -> Iterator[Any]:
+    """Every TensorProto anywhere in an ONNX message: initializers, sparse parts, attributes, subgraphs, functions."""
+    from onnx import TensorProto
+
+    if isinstance(message, TensorProto):
+        yield message
+        return
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE:
+            continue
+        for item in ([value] if hasattr(value, "ListFields") else value):  # one message, or a repeated field
+            yield from _tensors(item)
+
+
+def check_external_data(proto: Any, path: Path) -> None:
+    """Refuse a model whose external-data tensors name a file outside its folder, or one that is missing.
+
+    onnxruntime reads ``location`` relative to the model's folder; ``../../x`` or an absolute path would make
+    it read (and feed into the soft labels) any file the user can read."""
+    from onnx import TensorProto
+
+    folder = path.resolve().parent
+    for tensor in _tensors(proto):
+        if tensor.data_location != TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise EdgekitError(f"teacher file {path}: tensor '{tensor.name[:60]}' names external data "
+                               f"'{location[:80]}' outside the model's folder",
+                               "keep external data files next to the .onnx (or save the weights inside it)")
+        if not target.is_file():
+            raise EdgekitError(f"teacher file {path}: the external data file '{location[:80]}' of tensor "
+                               f"'{tensor.name[:60]}' does not exist", "put it next to the .onnx, or save the weights inside it")
 
 
 class OnnxTeacher(torch.nn.Module):
@@ -26,11 +69,15 @@ class OnnxTeacher(torch.nn.Module):
         path = Path(path)
         self.source_path = path
         try:
-            graph = onnx.load(str(path), load_external_data=False).graph
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:  # noqa: BLE001 - onnx fails on bad bytes in many ways
+            raise _unreadable(path, exc) from None
+        check_external_data(proto, path)  # before onnxruntime opens any file the model names
+        try:
             self.session = open_session(path)
-        except Exception as exc:  # noqa: BLE001 - onnx and onnxruntime fail on bad bytes in many ways
-            raise EdgekitError(f"teacher file {path} is not a readable ONNX model ({exc.__class__.__name__})",
-                               "pass an .onnx file exported with torch.onnx.export (or another exporter)") from None
+        except Exception as exc:  # noqa: BLE001 - onnxruntime fails on bad models in many ways
+            raise _unreadable(path, exc) from None
+        graph = proto.graph
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise EdgekitError(f"teacher file {path} takes {len(inputs)} inputs",

@@ -2,7 +2,8 @@
 or an ONNX model (run in onnxruntime for its soft labels, models/onnx_teacher.py).
 
 Only safe loaders are used: ``torch.load(weights_only=True)`` never runs code from the file, and a
-.pt2 whose parts would need full unpickling is refused rather than loaded.
+.pt2 is inspected before torch.export.load reads any of it (models/pt2_archive_check.py): one with
+pickled objects, code in its graph JSON or any entry a plain export does not write is refused unread.
 """
 
 from __future__ import annotations
@@ -99,13 +100,19 @@ def _only_safe_torch_load() -> Iterator[None]:
 def load_exported(path: Path) -> torch.nn.Module:
     import torch
 
+    from edgekit.models.pt2_archive_check import NotPt2Archive, check_pt2_archive
+
     if not zipfile.is_zipfile(path):  # a .pt2 is a zip archive; torch would log a traceback before failing
         raise _not_checkpoint(path, "it is not a .pt2 archive")
+    try:
+        check_pt2_archive(path)  # before torch deserializes anything: the archive holds only tensors and plain JSON
+    except NotPt2Archive:
+        raise _not_checkpoint(path, "it is not a .pt2 archive") from None
     export_log = logging.getLogger("torch.export")
     level = export_log.level
     export_log.setLevel(logging.CRITICAL)  # torch logs a warning with a traceback for archives it cannot read
     try:
-        with _only_safe_torch_load():
+        with _only_safe_torch_load():  # second layer: the sample inputs are still a (tensor-only) pickle
             return torch.export.load(str(path)).module()
     except _UnsafePickle:
         raise _unsafe(path) from None
