@@ -77,6 +77,27 @@ def _check_figures(profile: dict[str, Any], source: str) -> None:
                                "fix the figure's threads / ms")
 
 
+def _check_facts(profile: dict[str, Any], source: str) -> None:
+    """A profile with published figures states the hardware facts its estimate's prior comes from, each with its
+    source (cost_model.prior_values): the prior is never a number fitted to figures."""
+    from edgekit.estimate.cost_model import FACTS
+
+    if not profile.get("published"):
+        return
+    est = profile.get("estimate", {})
+    sources = est.get("sources", {})
+    if not isinstance(sources, dict):
+        raise EdgekitError(f"target profile {source}: 'estimate.sources' must be a table", "write it as [estimate.sources]")
+    for key in FACTS:
+        value = est.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+            raise EdgekitError(f"target profile {source}: 'estimate.{key}' must be a positive number (a hardware fact "
+                               "the estimate's prior comes from)", f"add estimate.{key}; see targets/rpi4.toml")
+        if not isinstance(sources.get(key), str) or not sources[key].strip():
+            raise EdgekitError(f"target profile {source}: 'estimate.sources.{key}' must say where "
+                               f"estimate.{key} comes from", f"add estimate.sources.{key} (a URL or a document)")
+
+
 def parse_target(text: str, source: str) -> dict[str, Any]:
     try:
         profile = tomllib.loads(text)
@@ -95,6 +116,7 @@ def parse_target(text: str, source: str) -> dict[str, Any]:
         if not isinstance(profile.get(key, {}), dict):
             raise EdgekitError(f"target profile {source}: '{key}' must be a table", f"write it as [{key}]")
     _check_figures(profile, source)
+    _check_facts(profile, source)
     return profile
 
 

@@ -1,4 +1,11 @@
-"""Walk an .onnx graph (plain FP32 or QDQ INT8) into the operator list of op_costs.py."""
+"""Walk an .onnx graph (plain FP32 or QDQ INT8) into the operator list of op_costs.py.
+
+An INT8 ONNX file is counted as its graph holds it, not as the INT8 TFLite of the same network: integer kernels
+(QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger) run in INT8; a Conv/Gemm/MatMul whose inputs come from
+DequantizeLinear is a float operator; every QuantizeLinear/DequantizeLinear (weights' too: they are dequantized at
+each run unless a runtime fuses them) is a conversion operator of its own; a Clip or Relu behind a DequantizeLinear is
+not fused into the convolution before it. A runtime that fuses QDQ patterns on the device runs faster than this.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +13,25 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.estimate.op_costs import CONV, DATA, DEPTHWISE, ELEMENTWISE, FULLY_CONNECTED, POOL, OpCost
+from edgekit.estimate.op_costs import CONV, DATA, DEPTHWISE, ELEMENTWISE, FULLY_CONNECTED, POOL, QUANTIZE, OpCost
 
 KIND = {
     "Gemm": FULLY_CONNECTED, "MatMul": FULLY_CONNECTED,
+    "QLinearMatMul": FULLY_CONNECTED, "MatMulInteger": FULLY_CONNECTED,
     "AveragePool": POOL, "MaxPool": POOL, "GlobalAveragePool": POOL, "GlobalMaxPool": POOL,
     "ReduceMean": POOL, "ReduceSum": POOL, "ReduceMax": POOL,
     "Concat": DATA, "Transpose": DATA, "Resize": DATA, "Slice": DATA, "Split": DATA, "Pad": DATA,
     "Gather": DATA, "DepthToSpace": DATA, "SpaceToDepth": DATA, "Tile": DATA, "Expand": DATA,
+    "QuantizeLinear": QUANTIZE, "DequantizeLinear": QUANTIZE,
 }
-# Metadata-only, or folded into integer kernels by onnxruntime's QDQ fusion.
-FREE = {"QuantizeLinear", "DequantizeLinear", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity",
-        "Constant", "Shape", "Cast"}
+# Metadata only.
+FREE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Constant", "Shape", "Cast"}
+# Integer kernels: the operator itself computes in INT8. Their weight is input 3 (QLinearConv) / input 1.
+INTEGER = {"QLinearConv": 3, "ConvInteger": 1, "QLinearMatMul": 3, "MatMulInteger": 1}
+CONVOLUTIONS = {"Conv", "QLinearConv", "ConvInteger"}
 # Activations fused into the operator that produces their input (as XNNPACK and TFLite do).
 FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
-FUSES_INTO = {"Conv", "Gemm", "MatMul", "Add"}
+FUSES_INTO = {"Conv", "Gemm", "MatMul", "Add", "QLinearConv"}
 ITEMSIZE = {1: 4, 2: 1, 3: 1, 6: 4, 7: 8, 10: 2}  # FLOAT, UINT8, INT8, INT32, INT64, FLOAT16
 
 
@@ -36,40 +47,44 @@ def onnx_ops(path: Path) -> list[OpCost]:
     constants = {init.name: (list(init.dims), init.data_type) for init in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
 
-    def source(name: str) -> tuple[str, bool]:
-        """Follow DequantizeLinear/QuantizeLinear back: the real producer's op type, and whether the tensor is int8."""
-        node, quantized = producer.get(name), False
-        while node is not None and node.op_type in ("DequantizeLinear", "QuantizeLinear"):
-            quantized = True
-            node = producer.get(node.input[0])
-        return (node.op_type if node is not None else ""), quantized
-
-    def constant(name: str) -> tuple[list[int], int] | None:
-        """Shape and element type of the initializer behind a weight input, through any Q/DQ/Transpose."""
-        node = producer.get(name)
+    def constant(name: str) -> tuple[list[int], int, bool] | None:
+        """Shape and element type of the initializer behind a weight input, through any Q/DQ/Transpose, and whether
+        a DequantizeLinear turns it into float on the way."""
+        node, dequantized = producer.get(name), False
         while node is not None and node.op_type in ("DequantizeLinear", "QuantizeLinear", "Transpose"):
+            dequantized |= node.op_type == "DequantizeLinear"
             name, node = node.input[0], producer.get(node.input[0])
-        return constants.get(name)
+        found = constants.get(name)
+        return (found[0], found[1], dequantized) if found else None
 
     def is_constant(name: str) -> bool:
         return constant(name) is not None
+
+    def itemsize(name: str) -> int:
+        return ITEMSIZE.get(shapes[name][1], 4) if name in shapes else 4
 
     ops: list[OpCost] = []
     for node in graph.node:
         kind_name = node.op_type
         if kind_name in FREE or not node.output or node.output[0] not in shapes:
             continue
-        if kind_name in FUSABLE_ACTIVATIONS and source(node.input[0])[0] in FUSES_INTO:
+        if kind_name in FUSABLE_ACTIVATIONS and node.input[0] in producer \
+                and producer[node.input[0]].op_type in FUSES_INTO:
             continue
-        quantized = source(node.input[0])[1]
-        precision = "int8" if quantized else "fp32"
-        size = 1 if quantized else 4
         out_shape = shapes[node.output[0]][0]
         out_elems = int(np.prod(out_shape))
+        if kind_name in ("QuantizeLinear", "DequantizeLinear"):
+            # a conversion that runs: elements in at one type, out at the other (an initializer's too)
+            source = node.input[0]
+            in_bytes = out_elems * (ITEMSIZE.get(constant(source)[1], 4) if is_constant(source) else itemsize(source))
+            ops.append(OpCost(QUANTIZE, kind_name, "fp32", 0, in_bytes + out_elems * itemsize(node.output[0]), 0, 1))
+            continue
+        integer = kind_name in INTEGER
+        precision, size = ("int8", 1) if integer else ("fp32", 4)
         acts = [n for n in node.input if n and not is_constant(n) and n in shapes]
         weights = [n for n in node.input if n and is_constant(n)]
-        if kind_name == "Conv":
-            w = (constant(node.input[1]) or ([1, 1, 1, 1], 1))[0]
+        if kind_name in CONVOLUTIONS:
+            w = (constant(node.input[INTEGER.get(kind_name, 1)]) or ([1, 1, 1, 1], 1, False))[0]
             group = next((a.i for a in node.attribute if a.name == "group"), 1)
             kind = DEPTHWISE if group > 1 and w[1] == 1 else CONV
             macs = out_elems * int(np.prod(w[1:]))
@@ -84,7 +99,9 @@ def onnx_ops(path: Path) -> list[OpCost]:
             else:
                 macs = out_elems
         act_bytes = (sum(int(np.prod(shapes[n][0])) for n in acts) + out_elems) * size
-        weight_bytes = sum(int(np.prod(shape)) * ITEMSIZE.get(dtype, 4) for shape, dtype in map(constant, weights))
+        # a float operator reads float weights, also when a DequantizeLinear makes them from int8 at each run
+        weight_bytes = sum(int(np.prod(shape)) * (4 if dequantized and not integer else ITEMSIZE.get(dtype, 4))
+                           for shape, dtype, dequantized in map(constant, weights))
         # NCHW conv: batch x H x W positions; Gemm/MatMul: every dimension but the last
         rows = out_elems // out_shape[1] if kind in (CONV, DEPTHWISE) and len(out_shape) == 4 else \
             out_elems // max(out_shape[-1], 1)

@@ -21,7 +21,10 @@ DATA = "data"                  # concat, transpose, resize, slicing: bytes moved
 # Detection post-processing inside a published detector's graph (TFLite_Detection_PostProcess: decode and
 # NMS over every anchor and class, in float, on one thread). Only the calibration networks have it.
 POSTPROCESS = "postprocess"
-KINDS = (CONV, DEPTHWISE, FULLY_CONNECTED, ELEMENTWISE, POOL, DATA, POSTPROCESS)
+# QuantizeLinear/DequantizeLinear that run as operators of their own (an INT8 ONNX file whose convolutions stay float
+# between them): bytes converted, no arithmetic worth counting.
+QUANTIZE = "quantize"
+KINDS = (CONV, DEPTHWISE, FULLY_CONNECTED, ELEMENTWISE, POOL, DATA, QUANTIZE, POSTPROCESS)
 MATMUL_KINDS = (CONV, DEPTHWISE, FULLY_CONNECTED)
 
 
@@ -39,7 +42,7 @@ class OpCost:
 def summarize(ops: list[OpCost]) -> dict[str, Any]:
     """Per-kind totals (MACs, bytes, count) and the precision that dominates the MACs."""
     kinds: dict[str, dict[str, int]] = defaultdict(lambda: {"ops": 0, "macs": 0, "act_bytes": 0, "weight_bytes": 0})
-    int8_macs = 0
+    int8_macs, float_macs = 0, defaultdict(int)
     for op in ops:
         k = kinds[op.kind]
         k["ops"] += 1
@@ -48,10 +51,16 @@ def summarize(ops: list[OpCost]) -> dict[str, Any]:
         k["weight_bytes"] += op.weight_bytes
         if op.precision == "int8":
             int8_macs += op.macs
+        elif op.kind in MATMUL_KINDS:
+            float_macs[op.kind] += op.macs
     total = sum(k["macs"] for k in kinds.values())
+    # An INT8 file: most MACs in integer kernels, or (an ONNX QDQ graph run as stored) quantize/dequantize operators
+    # around float ones. Its float MACs are then listed apart, for the estimate to cost them as float.
+    int8 = bool(total and int8_macs * 2 >= total) or QUANTIZE in kinds
+    extra = {"float_macs": {k: v for k, v in float_macs.items() if v}} if int8 and any(float_macs.values()) else {}
     return {"kinds": {k: dict(kinds[k]) for k in KINDS if k in kinds},
             "macs": total, "ops": len(ops),
-            "precision": "int8" if total and int8_macs * 2 >= total else "fp32",
+            "precision": "int8" if int8 else "fp32", **extra,
             # [weight bytes, output positions] of each dense layer, biggest first: the estimate charges layers whose
             # weights overflow the target's last-level cache for reading them again per tile of output rows
             "dense_layers": sorted(([op.weight_bytes, op.rows] for op in ops if op.kind in (CONV, FULLY_CONNECTED)),
