@@ -21,7 +21,8 @@ the method a user would pick for this data without looking at the test set.
 Data: ../shared/data/cifar10-jpg.tar.gz (JPEG ImageFolder), the first N images per class by file name
 (benchmarks/cifar10_chain.py); skipped with a message when absent.
 Writes benchmarks/results/distill_methods.{json,md} (``--name`` another stem, for a second table of the same runs).
-Methods may be combined (``--methods scratch,kd,kd+at``); scratch must be among them (the time reference).
+Methods may be combined (``--methods scratch,kd,kd+at``); without scratch (``--methods kd,dkd``) the epoch
+column has no reference and stays empty.
 """
 
 from __future__ import annotations
@@ -216,9 +217,10 @@ def main() -> int:
         rows.append(row)
         print(f"{name}: {json.dumps({k: v for k, v in row.items() if k != 'epoch_seconds'})}", flush=True)
 
-    scratch_epoch = median(next(r for r in rows if r["name"] == "scratch")["epoch_seconds"])
-    for r in rows:
-        r["epoch_vs_scratch"] = round(median(r["epoch_seconds"]) / scratch_epoch, 3)
+    scratch = next((r for r in rows if r["name"] == "scratch"), None)
+    for r in rows:  # without a scratch row (``--methods kd,dkd``) there is no time reference
+        r["epoch_vs_scratch"] = (round(median(r["epoch_seconds"]) / median(scratch["epoch_seconds"]), 3)
+                                 if scratch else None)
     teacher_a = stage_result(out / "teacher_a", "teacher")["result"]
     result = {
         "command": "python benchmarks/distill_methods.py " + " ".join(sys.argv[1:]),
@@ -255,6 +257,9 @@ def markdown(r: dict[str, Any]) -> str:
              "| Method | T | alpha | PyTorch FP32 % | TFLite FP32 % | TFLite INT8 % | s/epoch | epoch vs scratch | soft labels read / computed |",
              "|---|---|---|---|---|---|---|---|---|"]
 
+    def vs_scratch(row: dict[str, Any]) -> str:
+        return f"{row['epoch_vs_scratch']:.2f}" if row.get("epoch_vs_scratch") is not None else ""
+
     def pct(row: dict[str, Any], key: str) -> str:
         value = row.get(key)
         value = value["accuracy"] if isinstance(value, dict) else value
@@ -263,7 +268,7 @@ def markdown(r: dict[str, Any]) -> str:
     for row in r["rows"]:
         lines.append(f"| {row['name']} ({row['method']}) | {row.get('temperature', '')} | {row['alpha']} | {pct(row, 'pytorch_fp32')} | "
                      f"{pct(row, 'tflite_fp32')} | {pct(row, 'tflite_int8')} | {median(row['epoch_seconds']):.1f} | "
-                     f"{row['epoch_vs_scratch']:.2f} | {row['soft_label_epochs']['read']} / "
+                     f"{vs_scratch(row)} | {row['soft_label_epochs']['read']} / "
                      f"{row['soft_label_epochs']['computed']} |")
     if r.get("prefill"):
         f = r["prefill"]
@@ -275,7 +280,8 @@ def markdown(r: dict[str, Any]) -> str:
                   f"(Optuna TPE, seeded; validation split from the training images), {t['seconds']} s; best: "
                   f"{t['best']['method']}, T {t['best']['temperature']}, alpha {t['best']['alpha']}.", "",
                   "| Trial | Method | T | alpha | Val % |", "|---|---|---|---|---|"]
-        lines += [f"| {x['trial'] + 1} | {x['method']} | {x['temperature']} | {x['alpha']} | {100 * x['val_accuracy']:.2f} |"
+        lines += [f"| {x['trial'] + 1} | {x['method']} | {x['temperature']} | {x['alpha']} | "
+                  + (f"{100 * x['val_accuracy']:.2f} |" if x.get("val_accuracy") is not None else f"failed: {x['reason']} |")
                   for x in t["trials"]]
     return "\n".join(lines) + "\n"
 

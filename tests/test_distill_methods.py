@@ -43,9 +43,25 @@ def test_dkd_matches_hand_computed_tckd_and_nckd() -> None:
         q_s = softmax([s_row[c] / t for c in others])
         q_t = softmax([t_row[c] / t for c in others])
         nckd += kl(q_t, q_s)
-    expected = (1.0 * tckd / 2 + 8.0 * nckd / 2) * t * t
-    got = DKD(temperature=t, warmup=0.0)(logits(STUDENT), logits(TEACHER), torch.tensor(TARGETS))
-    assert float(got) == pytest.approx(expected, rel=1e-9)
+    # the paper's CIFAR-100 weights, given explicitly, and the defaults (1 and 1: see DKD's docstring)
+    paper = DKD(temperature=t, tckd_weight=1.0, nckd_weight=8.0, warmup=0.0)
+    got = paper(logits(STUDENT), logits(TEACHER), torch.tensor(TARGETS))
+    assert float(got) == pytest.approx((1.0 * tckd / 2 + 8.0 * nckd / 2) * t * t, rel=1e-9)
+    default = DKD(temperature=t, warmup=0.0)(logits(STUDENT), logits(TEACHER), torch.tensor(TARGETS))
+    assert float(default) == pytest.approx((tckd / 2 + nckd / 2) * t * t, rel=1e-9)
+
+
+def test_dkd_decouples_hintons_kl() -> None:
+    # KL(teacher_T || student_T) = TCKD + (1 - p_t) * NCKD, p_t the teacher's target probability at T
+    # (Zhao et al. eq. 4); the terms come from DKD itself with one weight zeroed.
+    t, y = 3.0, torch.tensor(TARGETS)
+    s, te = logits(STUDENT), logits(TEACHER)
+    tckd = float(DKD(t, tckd_weight=1.0, nckd_weight=0.0, warmup=0.0)(s, te, y))
+    nckd_per_row = [float(DKD(t, tckd_weight=0.0, nckd_weight=1.0, warmup=0.0)(logits([a]), logits([b]), torch.tensor([c])))
+                    for a, b, c in zip(STUDENT, TEACHER, TARGETS)]
+    p_t = [softmax([v / t for v in row])[c] for row, c in zip(TEACHER, TARGETS)]
+    weighted = sum((1 - p) * n for p, n in zip(p_t, nckd_per_row)) / len(p_t)
+    assert float(KD(t)(s, te, y)) == pytest.approx(tckd + weighted, rel=1e-9)
 
 
 def test_dkd_warms_up_linearly() -> None:

@@ -39,3 +39,76 @@ def test_tune_lists_every_trial_and_writes_a_usable_config(tmp_path: Path) -> No
     again = json.loads((tuned / "tune.json").read_text())["trials"]
     assert [{k: v for k, v in t.items() if k != "seconds"} for t in again] == \
         [{k: v for k, v in t.items() if k != "seconds"} for t in report["trials"]]
+
+
+def _fake_study(monkeypatch, tmp_path: Path, fails: set[int]):  # noqa: ANN202
+    """tune.search with each trial's training replaced: the trials in ``fails`` stop as a diverging loss does."""
+    from rich.console import Console
+
+    from edgekit.config import Settings
+    from edgekit.distill import tune
+    from edgekit.errors import EdgekitError
+    from edgekit.stages.common import StageContext
+
+    def fake_trial(ctx, number, method, temperature, alpha, epochs):  # noqa: ANN001, ANN202
+        if number in fails:
+            raise EdgekitError("distill: the loss became nan in epoch 2", "lower the learning rate (e.g. halve it) and rerun")
+        return 0.5 + number / 100, 0.1
+
+    monkeypatch.setattr(tune, "run_trial", fake_trial)
+    monkeypatch.setattr(tune, "prefill_trials", lambda ctx, methods, epochs: None)
+    console = Console(stderr=True, soft_wrap=True)
+    return tune, StageContext(settings=Settings(), out=tmp_path, console=console)
+
+
+def test_a_diverging_trial_is_recorded_as_failed_and_the_search_goes_on(monkeypatch, tmp_path: Path, capsys) -> None:
+    import optuna
+
+    tune, ctx = _fake_study(monkeypatch, tmp_path, fails={0})
+    states: list = []
+    real_optimize = optuna.study.Study.optimize
+
+    def optimize(study, *args, **kwargs):  # noqa: ANN001, ANN202
+        real_optimize(study, *args, **kwargs)
+        states.extend(t.state for t in study.trials)
+
+    monkeypatch.setattr(optuna.study.Study, "optimize", optimize)
+    rows = tune.search(ctx, 3, ["kd", "dkd"], 1)
+    best = tune.write_reports(tmp_path, ctx.settings, rows, 1)
+    err = capsys.readouterr().err
+    assert states == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.COMPLETE]
+    assert "Traceback" not in err and "tune: trial 1/3" in err and "failed (distill: the loss became nan" in err
+    report = json.loads((tmp_path / "tune.json").read_text())
+    assert [t["status"] for t in report["trials"]] == ["failed", "complete", "complete"]
+    assert report["trials"][0]["val_accuracy"] is None and "loss became nan" in report["trials"][0]["reason"]
+    assert report["failed"] == 1 and best["trial"] == 2 and report["best"]["trial"] == 2
+    md = (tmp_path / "tune.md").read_text()
+    assert "failed: distill: the loss became nan in epoch 2" in md and "1 failed (pruned)" in md
+    assert (tmp_path / "best.toml").is_file()
+
+
+def test_every_trial_failing_is_an_edgekit_error_after_the_reports(monkeypatch, tmp_path: Path) -> None:
+    import pytest
+
+    from edgekit.errors import EdgekitError
+
+    tune, ctx = _fake_study(monkeypatch, tmp_path, fails={0, 1})
+    rows = tune.search(ctx, 2, ["dkd"], 1)
+    with pytest.raises(EdgekitError, match="every one of the 2 trials failed"):
+        tune.write_reports(tmp_path, ctx.settings, rows, 1)
+    report = json.loads((tmp_path / "tune.json").read_text())
+    assert report["best"] is None and [t["status"] for t in report["trials"]] == ["failed", "failed"]
+    assert not (tmp_path / "best.toml").exists()
+
+
+def test_tune_exits_2_in_one_line_when_every_trial_diverges(tmp_path: Path) -> None:
+    # A learning rate no training survives: every trial's loss overflows, a user's mistake, not a crash.
+    (tmp_path / "wild.toml").write_text("teacher_epochs = 1\ndistill_lr = 1e12\n", encoding="utf-8")
+    result = run_cli(["tune", "--size", "16", "--trials", "2", "--trial-epochs", "1", "--methods", "kd",
+                      "--config", str(tmp_path / "wild.toml"), "--out", "wild"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: every one of the 2 trials failed (distill: the loss became"), last
+    trials = json.loads((tmp_path / "wild" / "tune.json").read_text())["trials"]
+    assert [t["status"] for t in trials] == ["failed", "failed"]

@@ -87,7 +87,13 @@ def prefill_trials(ctx: StageContext, methods: list[str], epochs: int) -> dict[s
 
 
 def search(ctx: StageContext, trials: int, methods: list[str], epochs: int) -> list[dict[str, Any]]:
-    """Run the study; one row per trial (number, method, T, alpha, validation accuracy, seconds)."""
+    """Run the study; one row per trial (number, method, T, alpha, status, validation accuracy or the
+    reason it failed, seconds).
+
+    A trial that stops on an error a user can meet (the loss diverging to NaN, a method this teacher
+    cannot serve: an :class:`EdgekitError`) is a result, not the end of the search: its row says
+    ``"status": "failed"`` with the reason, Optuna records it as pruned, and the next trial runs.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -98,10 +104,20 @@ def search(ctx: StageContext, trials: int, methods: list[str], epochs: int) -> l
         method = trial.suggest_categorical("method", methods)
         temperature = round(trial.suggest_float("temperature", *T_RANGE, log=True), 3)
         alpha = round(trial.suggest_float("alpha", *ALPHA_RANGE), 3)
-        val, seconds = run_trial(ctx, trial.number, method, temperature, alpha, epochs)
-        rows.append({"trial": trial.number, "method": method, "temperature": temperature, "alpha": alpha,
-                     "val_accuracy": val, "seconds": seconds})
-        best = max(rows, key=lambda r: r["val_accuracy"])
+        row: dict[str, Any] = {"trial": trial.number, "method": method, "temperature": temperature, "alpha": alpha}
+        started = time.perf_counter()
+        try:
+            val, seconds = run_trial(ctx, trial.number, method, temperature, alpha, epochs)
+        except EdgekitError as failure:
+            row.update(status="failed", val_accuracy=None, reason=" ".join(str(failure).split()),
+                       seconds=round(time.perf_counter() - started, 1))
+            rows.append(row)
+            ctx.console.print(f"tune: trial {trial.number + 1}/{trials}: {method}, T {temperature}, alpha {alpha} -> "
+                              f"failed ({row['reason']}); going on", markup=False, highlight=False)
+            raise optuna.TrialPruned(str(failure)) from None
+        row.update(status="complete", val_accuracy=val, seconds=seconds)
+        rows.append(row)
+        best = best_row(rows)
         ctx.console.print(f"tune: trial {trial.number + 1}/{trials}: {method}, T {temperature}, alpha {alpha} -> "
                           f"val accuracy {val:.4f} (best {best['val_accuracy']:.4f}, trial {best['trial'] + 1})",
                           markup=False, highlight=False)
@@ -110,6 +126,12 @@ def search(ctx: StageContext, trials: int, methods: list[str], epochs: int) -> l
     prefill_trials(ctx, methods, epochs)
     study.optimize(objective, n_trials=trials)
     return rows
+
+
+def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The completed trial with the highest validation accuracy (the earliest of equals); None when none completed."""
+    done = [r for r in rows if r.get("status", "complete") == "complete"]
+    return max(done, key=lambda r: (r["val_accuracy"], -r["trial"])) if done else None
 
 
 def best_config(settings: Settings, best: dict[str, Any]) -> str:
@@ -124,21 +146,30 @@ def best_config(settings: Settings, best: dict[str, Any]) -> str:
 
 
 def write_reports(out: Path, settings: Settings, rows: list[dict[str, Any]], epochs: int) -> dict[str, Any]:
-    """tune.json (every trial), tune.md (the same as a table) and best.toml; returns the best row."""
+    """tune.json (every trial, failed ones with their reason), tune.md (the same as a table) and best.toml;
+    returns the best row. When every trial failed, the reports are written and an EdgekitError raised."""
     from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 
-    best = max(rows, key=lambda r: (r["val_accuracy"], -r["trial"]))
+    best = best_row(rows)
+    failed = [r for r in rows if r.get("status") == "failed"]
     write_json_atomic(out / "tune.json", {"schema": "edgekit.tune/1", "trial_epochs": epochs, "best": best,
                                           "ranges": {"temperature": T_RANGE, "alpha": ALPHA_RANGE},
-                                          "trials": rows})
+                                          "failed": len(failed), "trials": rows})
     lines = ["# edgekit tune", "", f"{len(rows)} trials of {epochs} distillation epoch(s) each, scored on the "
-             "validation split; Optuna TPE sampler (seeded).", "",
+             "validation split; Optuna TPE sampler (seeded)"
+             + (f"; {len(failed)} failed (pruned), listed with their reason." if failed else "."), "",
              "| Trial | Method | T | alpha | Val accuracy % | Seconds |", "|---|---|---|---|---|---|"]
     for r in rows:
         mark = " **best**" if r is best else ""
+        score = f"{100 * r['val_accuracy']:.2f}" if r.get("val_accuracy") is not None else f"failed: {r['reason']}"
         lines.append(f"| {r['trial'] + 1}{mark} | {r['method']} | {r['temperature']} | {r['alpha']} | "
-                     f"{100 * r['val_accuracy']:.2f} | {r['seconds']} |")
-    lines += ["", f"`edgekit compress --config {out / 'best.toml'}` trains with the best settings."]
+                     f"{score.replace('|', '/')} | {r['seconds']} |")
+    if best is not None:
+        lines += ["", f"`edgekit compress --config {out / 'best.toml'}` trains with the best settings."]
     write_text_atomic(out / "tune.md", "\n".join(lines) + "\n")
+    if best is None:
+        reasons = sorted({r["reason"] for r in failed})
+        raise EdgekitError(f"every one of the {len(rows)} trials failed ({'; '.join(reasons)[:300]})",
+                           f"see {out / 'tune.md'}; narrow --methods or lower distill_lr in a --config file")
     write_text_atomic(out / "best.toml", best_config(settings, best))
     return best
