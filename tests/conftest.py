@@ -111,3 +111,44 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory, edgekit_script: Path) -> P
                     f"stderr:\n{result.stderr[-6000:]}", pytrace=False)
     (folder / "first_stderr.txt").write_text(result.stderr, encoding="utf-8")
     return folder
+
+
+# --- the e2e run's held-out digits and PyTorch models, rebuilt from its files, for checks that recompute ---
+
+def digits_test_split() -> tuple[np.ndarray, np.ndarray]:
+    """The built-in data's test split as an app would hold it: (N, 8, 8) uint8 grayscale digits, labels.
+
+    Made here from scikit-learn with the split edgekit documents (stratified, seed SPLIT_SEED), in the
+    order edgekit evaluates them."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from edgekit.data.builtin_digits import SPLIT_SEED, TEST_FRACTION
+
+    digits = load_digits()
+    _, test = train_test_split(np.arange(len(digits.target)), test_size=TEST_FRACTION, stratify=digits.target,
+                               random_state=SPLIT_SEED)
+    gray = np.rint(digits.images[test] * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    return gray, digits.target[test].astype(np.int64)
+
+
+def recipe_input(images_u8: np.ndarray, doc: dict) -> np.ndarray:
+    """preprocess.json applied with PIL and numpy alone (no edgekit code): float32 NHWC."""
+    height, width = doc["size"]
+    filters = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST,
+               "bicubic": Image.Resampling.BICUBIC}
+    resized = np.stack([np.asarray(Image.fromarray(im).convert(doc["color"]).resize((width, height),
+                                                                                  filters[doc["interpolation"]]))
+                        for im in images_u8])
+    x = resized.astype(np.float32) * np.float32(doc["scale"])
+    return ((x - np.asarray(doc["mean"], dtype=np.float32)) / np.asarray(doc["std"], dtype=np.float32)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def e2e_test_images(e2e_run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The e2e run's test split through its preprocess.json: float32 NHWC images and their labels."""
+    import json
+
+    doc = json.loads((e2e_run / "run" / "artifacts" / "preprocess.json").read_text(encoding="utf-8"))
+    gray, labels = digits_test_split()
+    return recipe_input(gray, doc), labels

@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -203,7 +206,19 @@ def test_fingerprint_function() -> None:
     assert base != fingerprint("distill", "2", {"a": 1, "b": [1, 2]}, {"data": "x"})
     assert base != fingerprint("distill", "1", {"a": 2, "b": [1, 2]}, {"data": "x"})
     assert base != fingerprint("distill", "1", {"a": 1, "b": [1, 2]}, {"data": "y"})
-    assert len(base) == 64 and int(base, 16) >= 0
+    # a SHA-256 hex digest: 64 lowercase hex digits, nothing else (stage.json stores and compares it as text)
+    assert re.fullmatch(r"[0-9a-f]{64}", base), base
+    # stable: the same call gives the same digest
+    assert fingerprint("distill", "1", {"a": 1, "b": [1, 2]}, {"data": "x"}) == base
+    # ... and in another process with another hash seed: a rerun compares it with the one stage.json holds
+    code = ("from edgekit.pipeline.fingerprint import fingerprint; "
+            "print(fingerprint('distill', '1', {'b': [1, 2], 'a': 1}, {'data': 'x'}))")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert other.stdout.strip() == base
+    # and different for inputs that differ only in a nested value or a type
+    assert base != fingerprint("distill", "1", {"a": 1, "b": [2, 1]}, {"data": "x"})
+    assert base != fingerprint("distill", "1", {"a": "1", "b": [1, 2]}, {"data": "x"})
 
 
 def test_path_digest_ignores_stage_json_and_mtime(tmp_path: Path) -> None:
