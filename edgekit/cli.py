@@ -146,13 +146,20 @@ def _run_locked(stages: list[str], settings: Settings, out: Path, forced: set[st
     records = run_chain(ctx, stages, forced)
     from edgekit.pipeline.distributed import world
 
-    if "benchmark" in stages and world().main:
+    if not world().main:
+        return
+    if "benchmark" in stages:
         _print_summary(out)
-        _exit_on_budget_failures(records["report"]["failures"])
+        _exit_1_on(records["report"]["failures"] + records["report"]["failed_files"])
+    elif "export" in records:
+        from edgekit.export.guarded import failure_lines
+
+        _exit_1_on(failure_lines(records["export"]["result"]["artifacts"], out))
 
 
-def _exit_on_budget_failures(failures: list[str]) -> None:
-    """Budgets that fail exit 1 (a user error is 2): CI fails the pull request and says why."""
+def _exit_1_on(failures: list[str]) -> None:
+    """Budgets that fail, and requested files that failed to export or load, exit 1 (a user error is 2): CI fails
+    the pull request and says why, one line each, after the reports were written."""
     for line in failures:
         ERR.print(line, markup=False, highlight=False)
     if failures:
@@ -176,7 +183,7 @@ def _print_table(report: dict, out: Path) -> None:
     OUT.print(table)
     deploy = report.get("deploy") or {}
     OUT.print(f"deploy: {deploy['name']} — {deploy['why']}" if deploy.get("name") else f"deploy: {deploy.get('why')}",
-              markup=False, highlight=False)
+              markup=False, highlight=False, soft_wrap=True)  # one line, however long the reasons
     if "teacher" in report:
         OUT.print(f"teacher {metric_name(report) if 'metric' in report else 'accuracy'} {metric_cell(report, report['teacher']['accuracy'])}", markup=False)
     OUT.print(f"reports in {out}/report.{{json,md,html}}", markup=False, highlight=False)
@@ -256,7 +263,7 @@ def benchmark(path: Annotated[Optional[Path], typer.Argument(help="A .tflite or 
         report, failures = benchmark_file(path, settings.target, settings.threads, settings.budget, settings.device,
                                           report_dir, settings.latency_runs)
         _print_table(report, report_dir)
-        _exit_on_budget_failures(failures)
+        _exit_1_on(failures)
         return
     run_dir = path or out or Path("runs/default")
     recorded = _recorded_settings(run_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bench.budgets import check_budgets, failure_lines, merge_budgets
+from edgekit.bench.deploy_pick import pick_deployable
 from edgekit.bench.report_html import write_html
 from edgekit.bench.report_md import render_markdown
 from edgekit.bench.targets import load_target
@@ -20,10 +21,6 @@ from edgekit.estimate.target_estimate import calibrate, estimate
 from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 
 REPORT_SCHEMA = "edgekit.report/1"
-# The agreement with its PyTorch counterpart an artifact needs to be recommended. Classification: top-1
-# agreement. Detection: the F1 of matching detections at the app's thresholds, where a score near the
-# threshold or an NMS tie flips a detection in or out; INT8 files of the default run measured 0.985.
-PARITY_GATES = {"classify": 0.99, "detect": 0.95}
 
 
 def target_section(profile: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -40,32 +37,6 @@ def target_section(profile: dict[str, Any], threads: int) -> dict[str, Any]:
                                   "median_loo_error_pct": round(100 * cal.median_error, 1),
                                   "worst_loo_error_pct": round(100 * cal.worst_error, 1), "leave_one_out": cal.loo}
     return section
-
-
-def latency_for_target(artifact: dict[str, Any]) -> float | None:
-    """Device measurement, else the target estimate, else (for a measured target) the host's p50."""
-    if artifact.get("device_latency_ms"):
-        return float(artifact["device_latency_ms"]["p50"])
-    if artifact.get("target_estimate"):
-        return float(artifact["target_estimate"]["ms"])
-    return None
-
-
-def pick_deployable(artifacts: list[dict[str, Any]], runtime: str, task: str = "classify") -> dict[str, Any]:
-    """The fastest artifact on the target that passes every budget and the parity gate; files for the target's own
-    runtime first, since that is the runtime the estimate is calibrated on."""
-    gate = PARITY_GATES[task]
-    candidates = [a for a in artifacts if a["status"] == "ok" and all(m["passed"] for m in a.get("budgets", {}).values())
-                  and (a.get("agreement") is None or a["agreement"] >= gate)]
-    if not candidates:
-        return {"name": None, "why": "no artifact passes every budget and the parity gate "
-                                     f"(agreement >= {gate})"}
-    best = min(candidates, key=lambda a: (a.get("runtime") != runtime, latency_for_target(a) or a["latency_ms"]["p50"],
-                                          a["bytes"]))
-    latency = latency_for_target(best)
-    how = f"{latency:.2f} ms on the target" if latency is not None else f"{best['latency_ms']['p50']:.3f} ms on this host"
-    return {"name": best["name"], "why": f"fastest ({how}) of {len(candidates)} artifact(s) that pass every budget "
-                                         f"and the parity gate (agreement >= {gate})"}
 
 
 def assemble(measurements: dict[str, Any], profile: dict[str, Any], threads: int, budget_items: list[str],
@@ -100,7 +71,8 @@ def assemble(measurements: dict[str, Any], profile: dict[str, Any], threads: int
                                        "target_estimate": estimate(teacher["graph"], cal, threads)}]
     report["target"] = target_section(profile, threads)
     report["budgets"] = budgets
-    report["deploy"] = pick_deployable(artifacts, profile["runtime"]["name"], measurements.get("task", "classify"))
+    report["deploy"] = pick_deployable(artifacts, profile["runtime"]["name"], measurements.get("task", "classify"),
+                                       profile["name"])
     return report
 
 

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from edgekit.bench.report_md import artifact_header, artifact_rows, metric_cell, metric_name
+from edgekit.bench.report_md import artifact_header, artifact_rows, failed_files, metric_cell, metric_name
 from edgekit.pipeline.atomic import write_text_atomic
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -147,6 +147,7 @@ def render_html(report: dict[str, Any]) -> str:
 {_deploy(report)}
 <h2>Artifacts</h2>
 {_table(artifact_header(report), _plain_marks(artifact_rows(report)))}
+{''.join(f'<p class="nodeploy">Failed: <b>{html.escape(name)}</b> {html.escape(cause)}</p>' for name, cause in failed_files(report))}
 {svg_tradeoff(report)}
 {breakdown or ''}
 <h2>Target estimate</h2>

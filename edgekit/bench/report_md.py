@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgekit.bench.deploy_pick import FAILED_TO
+
 ARTIFACT_HEADER = ["File", "Format", "Precision", "Status", "Size", "Accuracy", "Agreement",
                    "Host ms p50 / p90 (threads)", "Target ms ± band", "Budgets"]
 
@@ -60,7 +62,8 @@ def artifact_rows(report: dict[str, Any]) -> list[list[str]]:
     for a in report["artifacts"]:
         also = (report.get("metric") or {}).get("also", [])
         if a["status"] != "ok":
-            rows.append([a["name"], a["format"], a["precision"], "❌ failed"] + ["—"] * (6 + len(also)))
+            rows.append([a["name"], a["format"], a["precision"], "❌ " + FAILED_TO.get(a.get("failed_in", ""), "failed")]
+                        + ["—"] * (6 + len(also)))
             continue
         lat = a["latency_ms"]
         rows.append([a["name"], a["format"], a["precision"], "✅ ok", f"{a['bytes'] / 1024:.1f} KiB",
@@ -110,6 +113,12 @@ def _models_section(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def failed_files(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(file, what failed and its error) per file that failed: the table has no room for the cause."""
+    return [(a["name"], f"{FAILED_TO.get(a.get('failed_in', ''), 'failed')}: {a.get('error') or 'no error recorded'}")
+            for a in report["artifacts"] if a["status"] != "ok"]
+
+
 def _noise_line(report: dict[str, Any]) -> list[str]:
     """How noisy the host was while timing: host numbers are only as good as that."""
     timed = [a["latency_ms"] for a in report["artifacts"] if a["status"] == "ok" and "noise_pct" in a.get("latency_ms", {})]
@@ -139,6 +148,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         else f"**Deploy:** {deploy.get('why', 'no pick')}.",
         "## Artifacts",
         _table(artifact_header(report), artifact_rows(report)),
+        *(f"**Failed:** `{name}` {cause}" for name, cause in failed_files(report)),
         "Budgets: " + (", ".join(f"{k} {'<=' if k in ('latency_ms', 'size_mb') else '>='} {v:g}" for k, v in budgets.items())
                        if budgets else "none set") + ".",
         *_noise_line(report),

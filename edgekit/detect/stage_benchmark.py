@@ -29,6 +29,7 @@ from edgekit.detect.train import detections
 from edgekit.estimate.onnx_graph import graph_ops
 from edgekit.estimate.op_costs import summarize
 from edgekit.export.artifact_meta import PREPROCESS_FILE
+from edgekit.export.guarded import retry_failed
 from edgekit.pipeline.fingerprint import file_sha256
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.stages.benchmark import (REPORT_SCHEMA, RUNTIMES, host_threads, measure_artifacts, run_provenance,
@@ -126,4 +127,4 @@ def run(ctx: DetectContext) -> dict[str, Any]:
                                  _teacher_graph(stage_dir(ctx.out, "teacher"), x[:1]))
 
     return run_stage("benchmark", VERSION, stage_params(s, "benchmark"), inputs, ctx.out, body,
-                     force=ctx.force, console=ctx.console)
+                     force=ctx.force or retry_failed(ctx.out, "benchmark", ctx.console), console=ctx.console)

@@ -21,7 +21,7 @@ from edgekit.detect.postprocess import DEFAULT_IOU, DEFAULT_SCORE
 from edgekit.detect.runtimes import OUTPUTS, run_file
 from edgekit.detect.stage_context import DetectContext
 from edgekit.detect.tiny_detector import STRIDES
-from edgekit.export.guarded import guarded_export
+from edgekit.export.guarded import FAILED_FILES, failed_names, guarded_export, retry_failed
 from edgekit.export.artifact_meta import LABELS_FILE, PREPROCESS_FILE, labels_text
 from edgekit.export.onnx_format import export_onnx
 from edgekit.export.quiet import quiet_fds
@@ -124,11 +124,12 @@ def run(ctx: DetectContext) -> dict[str, Any]:
 
             rows.append(guarded_export({"name": name, "format": fmt, "precision": precision}, folder / name, build,
                                        ctx.console))
+        entries = {r["name"]: entries[r["name"]] for r in rows if r["status"] == "ok"}  # no recipe for a failed file
         write_text_atomic(folder / LABELS_FILE, labels_text(data.classes))
         write_json_atomic(folder / PREPROCESS_FILE, {"schema": "edgekit.preprocess/1", **ctx.spec.to_dict(),
                                                      "labels": LABELS_FILE, "detection": section, "artifacts": entries})
-        return {"artifacts": rows}
+        return {"artifacts": rows, FAILED_FILES: failed_names(rows)}
 
     return run_stage("export", VERSION, stage_params(s, "export"),
                      {"data": identity, "student": distill_dir, "quantize": quantize_dir}, ctx.out, body,
-                     force=ctx.force, console=ctx.console)
+                     force=ctx.force or retry_failed(ctx.out, "export", ctx.console), console=ctx.console)

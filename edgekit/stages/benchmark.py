@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import traceback
 from datetime import datetime, timezone
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +23,11 @@ from edgekit.bench.targets import load_target
 from edgekit.bench.versions import host_info, library_versions
 from edgekit.config import as_dict, stage_params
 from edgekit.distill.progress import progress_bar
+from edgekit.errors import EdgekitError
 from edgekit.estimate.onnx_graph import graph_ops
 from edgekit.estimate.op_costs import summarize
 from edgekit.export.artifact_meta import PREPROCESS_FILE
+from edgekit.export.guarded import FAILED_FILES, error_text, retry_failed
 from edgekit.pipeline.atomic import write_json_atomic
 from edgekit.pipeline.fingerprint import file_sha256
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
@@ -139,9 +143,12 @@ def run_provenance(ctx: Any, records: dict[str, dict[str, Any]]) -> dict[str, An
 def save_measurements(folder: Path, measurements: dict[str, Any], teacher_graph: dict[str, Any] | None) -> dict[str, Any]:
     """Write measurements.json (with the teacher's graph, for its point on the target) and the stage's summary."""
     measurements["teacher"]["graph"] = teacher_graph
-    write_json_atomic(folder / MEASUREMENTS, measurements)
     rows = measurements["artifacts"]
-    return {"artifacts": len(rows), "failed": sum(r["status"] != "ok" for r in rows)}
+    here = [r for r in rows if r.get("failed_in") == "benchmark"]
+    tracebacks = {r["name"]: r.pop("traceback") for r in here}  # stage.json keeps them; the reports need not
+    write_json_atomic(folder / MEASUREMENTS, measurements)
+    return {"artifacts": len(rows), "failed": sum(r["status"] != "ok" for r in rows),
+            FAILED_FILES: [r["name"] for r in here], "tracebacks": tracebacks}
 
 
 MeasureOne = Callable[[dict[str, Any]], tuple[dict[str, Any], Callable[[], object]]]
@@ -155,9 +162,19 @@ def measure_artifacts(ctx: Any, export_record: dict[str, Any], measure_one: Meas
     for row in export_record["result"]["artifacts"]:
         base = {k: row[k] for k in ("name", "format", "precision")}
         if row["status"] != "ok":
-            rows.append({**base, "status": "failed", "error": row.get("error", "")})
+            rows.append({**base, "status": "failed", "failed_in": "export", "error": row.get("error", "")})
             continue
-        measured, calls[row["name"]] = measure_one(base)
+        try:
+            measured, calls[row["name"]] = measure_one(base)
+        except (EdgekitError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a file its runtime cannot load fails alone, as in export
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # a full disk stops the run with its own message (cli.main)
+            ctx.console.print(f"benchmark: {row['name']} failed: {error_text(exc)}", markup=False, highlight=False)
+            rows.append({**base, "status": "failed", "failed_in": "benchmark", "error": error_text(exc),
+                         "traceback": traceback.format_exc()})
+            continue
         rows.append({**base, "status": "ok", **measured})
     add_latencies(ctx, rows, calls, threads, metric)
     return rows
@@ -183,4 +200,4 @@ def run(ctx: StageContext) -> dict[str, Any]:
                                  teacher_graph(stage_dir(ctx.out, "teacher"), x_t[:1]))
 
     return run_stage("benchmark", VERSION, stage_params(s, "benchmark"), inputs, ctx.out, body,
-                     force=ctx.force, console=ctx.console)
+                     force=ctx.force or retry_failed(ctx.out, "benchmark", ctx.console), console=ctx.console)

@@ -16,7 +16,7 @@ import numpy as np
 from edgekit.bench.ort_session import SESSION_CONFIG
 from edgekit.bench.runtimes import onnx_io, open_runner, tflite_io
 from edgekit.config import stage_params
-from edgekit.export.guarded import guarded_export
+from edgekit.export.guarded import FAILED_FILES, failed_names, guarded_export, retry_failed
 from edgekit.export.artifact_meta import LABELS_FILE, PREPROCESS_FILE, embedded_document, labels_text, preprocess_document
 from edgekit.export.onnx_format import export_onnx
 from edgekit.export.tflite_format import METADATA_NAME, embed_metadata, export_tflite
@@ -90,9 +90,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
             results.append(guarded_export({"name": name, "format": fmt, "precision": precision}, folder / name, build,
                                           ctx.console))
+        entries = {r["name"]: entries[r["name"]] for r in results if r["status"] == "ok"}  # no recipe for a failed file
         write_text_atomic(folder / LABELS_FILE, labels_text(classes))
         write_json_atomic(folder / PREPROCESS_FILE, preprocess_document(spec, entries))
-        return {"artifacts": results}
+        return {"artifacts": results, FAILED_FILES: failed_names(results)}
 
     return run_stage("export", VERSION, stage_params(s, "export"), inputs, ctx.out, body,
-                     force=ctx.force, console=ctx.console)
+                     force=ctx.force or retry_failed(ctx.out, "export", ctx.console), console=ctx.console)

@@ -9,6 +9,7 @@ from typing import Any
 from edgekit.bench.final_report import finalize_run
 from edgekit.device.address import parse_device
 from edgekit.device.measure import measure_on_device
+from edgekit.export.guarded import failure_lines
 from edgekit.pipeline.runner import stage_dir
 from edgekit.stages.benchmark import MEASUREMENTS
 from edgekit.stages.common import StageContext
@@ -36,4 +37,4 @@ def run(ctx: StageContext) -> dict[str, Any]:
         if est:
             ctx.console.print(f"estimate: {a['name']} on {report['target']['name']}: {est['ms']:.2f} ms "
                               f"± {est['band_pct']:.0f} % ({est['threads']} threads)")
-    return {"failures": failures, "deploy": report["deploy"]}
+    return {"failures": failures, "failed_files": failure_lines(report["artifacts"], ctx.out), "deploy": report["deploy"]}

@@ -1,0 +1,90 @@
+"""The "deploy this one" pick and the sentence that says why, true in every case it can meet.
+
+The sentence names where the deciding latency comes from (estimated on the target, measured on a board,
+or measured on this host: ``--device local`` and the ``host`` target measure the host, which is not the
+target), claims the parity gate only for a file whose agreement was measured, and names each file left
+out and why (failed to export, missed a budget, agreement below the gate).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The agreement with its PyTorch counterpart an artifact needs to be recommended. Classification: top-1
+# agreement. Detection: the F1 of matching detections at the app's thresholds, where a score near the
+# threshold or an NMS tie flips a detection in or out; INT8 files of the default run measured 0.985.
+PARITY_GATES = {"classify": 0.99, "detect": 0.95}
+FAILED_TO = {"export": "failed to export", "benchmark": "failed to load and run in its runtime"}
+
+
+def latency_for_target(artifact: dict[str, Any]) -> float | None:
+    """Device measurement, else the target estimate (for a measured target, the host's p50)."""
+    if artifact.get("device_latency_ms"):
+        return float(artifact["device_latency_ms"]["p50"])
+    if artifact.get("target_estimate"):
+        return float(artifact["target_estimate"]["ms"])
+    return None
+
+
+def _ranking_ms(artifact: dict[str, Any]) -> float:
+    latency = latency_for_target(artifact)
+    return latency if latency is not None else float(artifact["latency_ms"]["p50"])
+
+
+def where_timed(artifact: dict[str, Any], target: str) -> str:
+    """Where the latency the pick ranks by was taken, in words that stay true for ``--device local``."""
+    device = artifact.get("device_latency_ms")
+    if device:
+        board = device.get("device", "local")
+        return "measured on this host (--device local)" if board == "local" else f"measured on {board}"
+    est = artifact.get("target_estimate")
+    if est:
+        return "measured on this host" if str(est.get("method", "")).startswith("measured on this host") \
+            else f"estimated on {target}"
+    return f"measured on this host ({target} has no estimate)"
+
+
+def _left_out(artifact: dict[str, Any], gate: float) -> str | None:
+    """Why a file cannot be picked, or None when it can."""
+    if artifact["status"] != "ok":
+        return f"{artifact['name']} {FAILED_TO.get(artifact.get('failed_in', ''), 'failed')}"
+    missed = [key for key, mark in (artifact.get("budgets") or {}).items() if not mark["passed"]]
+    if missed:
+        return f"{artifact['name']} misses {', '.join(missed)}"
+    agreement = artifact.get("agreement")
+    if agreement is not None and agreement < gate:
+        return f"{artifact['name']} agreement {agreement:.3f} < {gate:g}"
+    return None
+
+
+def pick_deployable(artifacts: list[dict[str, Any]], runtime: str, task: str = "classify",
+                    target: str = "the target") -> dict[str, Any]:
+    """The fastest artifact on the target that passes every budget and the parity gate (a file whose agreement
+    was not measured is not held to it); files for the target's own runtime first, since that is the runtime
+    the estimate is calibrated on. ``why`` says which rule picked it and which files were left out."""
+    gate = PARITY_GATES[task]
+    left_out = {a["name"]: reason for a in artifacts if (reason := _left_out(a, gate))}
+    candidates = [a for a in artifacts if a["name"] not in left_out]
+    excluded = "; ".join(left_out.values())
+    if not candidates:
+        return {"name": None, "why": f"no file passes every budget and the parity gate (agreement >= {gate:g})"
+                                     + (f": {excluded}" if excluded else "")}
+    best = min(candidates, key=lambda a: (a.get("runtime") != runtime, _ranking_ms(a), a["bytes"]))
+    measured_gate = best.get("agreement") is not None
+    rule = "every budget" + (f" and the parity gate (agreement >= {gate:g})" if measured_gate else "")
+    if len(artifacts) == 1:
+        lead = f"the only file benchmarked, and it passes {rule}"
+    elif len(candidates) == 1:
+        lead = f"the only file that passes {rule}"
+    else:
+        lead = f"fastest of the {len(candidates)} files that pass {rule}"
+    parts = [f"{lead}: {_ranking_ms(best):.2f} ms {where_timed(best, target)}"]
+    faster = [a for a in candidates if a.get("runtime") != runtime and _ranking_ms(a) < _ranking_ms(best)]
+    if best.get("runtime") == runtime and faster:
+        parts.append(f"preferred to the faster {faster[0]['name']} because the target runs {runtime}, "
+                     "the runtime its estimate is calibrated on")
+    if not measured_gate:
+        parts.append(f"agreement with PyTorch not measured, so the parity gate (>= {gate:g}) was not checked")
+    if excluded:
+        parts.append(excluded)
+    return {"name": best["name"], "why": "; ".join(parts)}
