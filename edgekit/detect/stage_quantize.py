@@ -22,9 +22,10 @@ from edgekit.models.checkpoint import WEIGHTS
 from edgekit.pipeline.atomic import write_json_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.quantize import pt2e
+from edgekit.quantize.calibration import calibrate
 from edgekit.quantize.converted_cache import remember
 
-VERSION = "2"  # 2: saves the INT8 graph's eval outputs
+VERSION = "3"  # 2: saves the INT8 graph's eval outputs. 3: PTQ calibrates on a random sample
 SCORE_EPS = 1e-4
 
 
@@ -46,6 +47,7 @@ def run(ctx: DetectContext) -> dict[str, Any]:
         x, split = ctx.images("train"), data.splits["train"]
         prepared = pt2e.prepare(student, x[:2], s.quant_method)
         history: list[dict[str, float]] = []
+        calibration: dict[str, Any] | None = None
         if s.quant_method == "qat":
             teacher = load_detector(teacher_dir) if s.alpha > 0 else None
             loss = kd_loss(s.alpha, s.temperature)
@@ -57,9 +59,8 @@ def run(ctx: DetectContext) -> dict[str, Any]:
                                      forward=prepared_outputs)
             pt2e.to_eval(prepared)
         else:
-            with torch.no_grad():
-                for i in range(0, min(len(x), s.calibration_batches * s.batch_size), s.batch_size):
-                    prepared(x[i:i + s.batch_size])
+            calibration = calibrate(prepared, x, images=s.calibration_batches * s.batch_size,
+                                    batch_size=s.batch_size, seed=s.seed)
         save_file({k: v.detach().contiguous().clone() for k, v in prepared.state_dict().items()}, str(folder / WEIGHTS))
         write_json_atomic(folder / "model.json", {"method": s.quant_method})
         int8 = pt2e.convert(prepared)
@@ -70,7 +71,7 @@ def run(ctx: DetectContext) -> dict[str, Any]:
         ctx.console.print(f"quantize: {s.quant_method.upper()} INT8 (PyTorch) {data.eval_split} mAP50 {scores['map50']:.4f}, "
                           f"mAP50-95 {scores['map50_95']:.4f}")
         return {**scores, "split": data.eval_split, "method": s.quant_method, "history": history,
-                "teacher_guided": s.quant_method == "qat" and s.alpha > 0}
+                "calibration": calibration, "teacher_guided": s.quant_method == "qat" and s.alpha > 0}
 
     return run_stage("quantize", VERSION, stage_params(s, "quantize"),
                      {"data": identity, "student": distill_dir, "teacher": teacher_dir}, ctx.out, body,

@@ -17,6 +17,7 @@ import torch
 from torch.export import Dim
 
 from edgekit.models.checkpoint import with_module_versions
+from edgekit.quantize.constant_channels import zero_constant_channels
 
 Method = Literal["qat", "ptq"]
 
@@ -44,6 +45,7 @@ def prepare(student: torch.nn.Module, example: torch.Tensor, method: Method) -> 
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
 
     student = copy.deepcopy(student)
+    zero_constant_channels(student)  # else TFLite's int32 bias of such a channel is coarse (constant_channels.py)
     if method == "qat":
         return prepare_qat_pt2e(capture(student, example, train=True), xnnpack_quantizer(is_qat=True))
     return prepare_pt2e(capture(student, example, train=False), xnnpack_quantizer(is_qat=False))

@@ -18,24 +18,12 @@ from edgekit.models.stage_models import load_student
 from edgekit.pipeline.atomic import write_json_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.quantize import pt2e
+from edgekit.quantize.calibration import calibrate
 from edgekit.quantize.converted_cache import remember
 from edgekit.stages.common import StageContext
 from edgekit.stages.distill import guide_teacher
 
-VERSION = "2"  # 2: augmentation drawn per epoch and image; soft-label cache; guide teacher
-
-
-@torch.no_grad()
-def calibrate(prepared: torch.nn.Module, x: torch.Tensor, batches: int, batch_size: int) -> int:
-    """Run training images (no augmentation) through the observers; returns images seen."""
-    seen = 0
-    for i in range(batches):
-        xb = x[i * batch_size:(i + 1) * batch_size]
-        if len(xb) == 0:
-            break
-        prepared(xb)
-        seen += len(xb)
-    return seen
+VERSION = "3"  # 2: augmentation drawn per epoch and image; soft-label cache; guide teacher. 3: PTQ calibrates on a random sample
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -51,6 +39,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         example = x[:2]
         prepared = pt2e.prepare(student, example, s.quant_method)
         history: list[dict[str, float]] = []
+        calibration: dict[str, Any] | None = None
         if s.quant_method == "qat":
             teacher = guide_teacher(distill_dir, teacher_dir) if s.alpha > 0 else None
             pt2e.to_train(prepared)
@@ -63,7 +52,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
             pt2e.to_eval(prepared)
             images = len(y) * s.qat_epochs
         else:
-            images = calibrate(prepared, x, s.calibration_batches, s.batch_size)
+            calibration = calibrate(prepared, x, images=s.calibration_batches * s.batch_size,
+                                    batch_size=s.batch_size, seed=s.seed, labels=y)
+            images = calibration["images"]
         save_file({k: v.detach().contiguous().clone() for k, v in prepared.state_dict().items()},
                   str(folder / WEIGHTS))
         write_json_atomic(folder / "model.json", {"method": s.quant_method})
@@ -76,7 +67,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         ctx.console.print(f"quantize: {s.quant_method.upper()} INT8 (PyTorch) {ctx.data.eval_split} accuracy {acc:.4f}")
         return {"accuracy": acc, "split": ctx.data.eval_split, "method": s.quant_method,
                 "images_seen": images, "teacher_guided": s.quant_method == "qat" and s.alpha > 0,
-                "history": history}
+                "calibration": calibration, "history": history}
 
     return run_stage("quantize", VERSION, stage_params(s, "quantize"), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)
