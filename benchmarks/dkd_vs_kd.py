@@ -43,6 +43,7 @@ def main() -> int:
     parser.add_argument("--methods", default="kd,dkd")
     parser.add_argument("--teacher-from", type=Path, default=None, help="a run folder whose teacher stage to reuse")
     parser.add_argument("--parallel", action="store_true", help="run the methods at the same time")
+    parser.add_argument("--note", default="", help="a sentence for the results (e.g. how the run was interrupted)")
     args = parser.parse_args()
     edgekit = Path(sys.executable).parent / "edgekit"
     base = args.out or Path(tempfile.mkdtemp(prefix="edgekit-dkd-"))
@@ -87,7 +88,7 @@ def main() -> int:
     result = {"script": "python benchmarks/dkd_vs_kd.py " + " ".join(sys.argv[1:]),
               "teacher_stage": (f"copied from {args.teacher_from} (an earlier run with the same defaults; its fingerprint "
                                 "was checked by compress)") if args.teacher_from else "trained by the first run",
-              "parallel": args.parallel,
+              "parallel": args.parallel, "note": args.note,
               "commit": commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": {**report["host"], "python": platform.python_version()},
               "teacher": {k: teacher.get(k) for k in ("arch", "params", "accuracy")}, "rows": rows}
@@ -124,6 +125,8 @@ def markdown(r: dict) -> str:
         lines.append(f"| {x['method']} | `{x['command']}` | {x['temperature']} | {x['alpha']} | "
                      f"{100 * x['student_pytorch_fp32']:.2f} | {100 * x['tflite_fp32']:.2f} | {100 * x['tflite_int8']:.2f} | "
                      f"{100 * x['onnx_int8']:.2f} | {x['wall_seconds']} |")
+    if r.get("note"):
+        lines += ["", f"Note: {r['note']}"]
     if "dkd_minus_kd_int8_tflite_points" in r:
         lines += ["", f"DKD minus KD, INT8 TFLite test accuracy: {r['dkd_minus_kd_int8_tflite_points']:+.2f} points."]
     return "\n".join(lines) + "\n"
