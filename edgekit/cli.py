@@ -355,12 +355,15 @@ def _show_target(profile: dict) -> None:
         OUT.print("no estimate for this target: " + ("it is measured, not estimated" if profile.get("measured")
                                                       else "fewer than 3 published figures"), markup=False)
         return
-    table = Table(title=f"{profile['name']}: published figures and leave-one-out estimates")
-    for column in ("Model", "Precision", "Threads", "Published ms", "Estimate ms", "Error", "Source"):
+    table = Table(title=f"{profile['name']}: published figures, estimated with that figure left out of the fit "
+                        "and with every figure of that network left out")
+    for column in ("Model", "Precision", "Threads", "Published ms", "Figure out ms", "Error", "Network out ms", "Error",
+                   "Source"):
         table.add_column(column)
-    for r in cal.loo:
+    for r in cal.rows():
         table.add_row(r["model"], r["precision"], str(r["threads"]), f"{r['published_ms']:g}", f"{r['estimate_ms']:.1f}",
-                      f"{100 * r['error']:+.0f} %", r["source"])
+                      f"{100 * r['error']:+.0f} %", f"{r['network_out_estimate_ms']:.1f}",
+                      f"{100 * r['network_out_error']:+.0f} %", r["source"])
     OUT.print(table)
     OUT.print(f"{cal.method()}.", markup=False, highlight=False)
 

@@ -326,3 +326,17 @@ def test_budget_parsing_and_marks() -> None:
     for bad in (["latency_ms"], ["latency=3"], ["size_mb=-1"], ["size_mb=nan"], ["accuracy=2"]):
         with pytest.raises(EdgekitError):
             parse_budget_flags(bad)
+
+
+def test_targets_name_shows_both_leave_one_out_errors_per_figure(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    result = run_cli(["targets", "rpi5"], cwd=tmp_path, env_extra={"COLUMNS": "240"})
+    assert result.returncode == 0, result.stderr
+    cal = calibrate(load_target("rpi5"))
+    rows = cal.rows()
+    assert "Network out ms" in result.stdout and "Figure out ms" in result.stdout
+    for r in rows:  # each figure's row carries its own two estimates
+        cells = (f"{r['published_ms']:g}", f"{r['estimate_ms']:.1f}", f"{100 * r['error']:+.0f} %",
+                 f"{r['network_out_estimate_ms']:.1f}", f"{100 * r['network_out_error']:+.0f} %")
+        assert re.search(r"\s+│\s+".join(map(re.escape, cells)), result.stdout), cells

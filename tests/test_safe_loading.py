@@ -261,6 +261,20 @@ def test_onnx_external_data_inside_its_folder_still_loads(tmp_path: Path) -> Non
     assert teacher(torch.zeros(4)).tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
+def test_an_onnx_teacher_with_external_data_is_copied_as_one_file(tmp_path: Path) -> None:
+    """The teacher stage keeps its own copy: with the weights inside, it runs where the .data file is absent."""
+    import numpy as np
+
+    from edgekit.models.onnx_teacher import OnnxTeacher, copy_onnx_model
+
+    (tmp_path / "w.bin").write_bytes(np.arange(4, dtype=np.float32).tobytes())
+    source = _onnx_with_external(tmp_path / "teacher.onnx", "w.bin")
+    (tmp_path / "stage").mkdir()
+    copy_onnx_model(source, tmp_path / "stage" / "model.onnx")
+    (tmp_path / "w.bin").unlink()
+    assert OnnxTeacher(tmp_path / "stage" / "model.onnx")(torch.zeros(4)).tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
 def test_onnx_teacher_escaping_its_folder_fails_through_the_cli(tmp_path: Path) -> None:
     (tmp_path / "secret.bin").write_bytes(b"\0" * 16)
     model = _onnx_with_external(tmp_path / "a" / "b" / "teacher.onnx", "../../secret.bin")

@@ -106,3 +106,27 @@ class OnnxTeacher(torch.nn.Module):
     def train(self, mode: bool = True) -> OnnxTeacher:
         self.training = False  # frozen: onnxruntime has no training mode
         return self
+
+
+def copy_onnx_model(source: Path, target: Path) -> None:
+    """Copy a (checked) ONNX model to ``target`` as one self-contained file.
+
+    A model whose weights sit in external-data files next to it is rewritten with the weights inside, so the
+    teacher stage's folder holds all the later stages read (a copy of the .onnx alone would point at files
+    that are not there)."""
+    import shutil
+
+    import onnx
+
+    proto = onnx.load(str(source), load_external_data=False)
+    if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(proto)):
+        shutil.copyfile(source, target)
+        return
+    check_external_data(proto, Path(source))
+    whole = onnx.load(str(source))  # the external data, now known to lie in the model's folder
+    try:
+        onnx.save(whole, str(target))
+    except ValueError as exc:  # protobuf's 2 GB limit
+        raise EdgekitError(f"teacher file {source}: its weights do not fit in one ONNX file ({exc})",
+                           "give the teacher as safetensors weights with --teacher-arch") from None
+

@@ -13,6 +13,7 @@ from edgekit.config import method_strategy, stage_params
 from edgekit.distill.train_loop import accuracy, predict, train
 from edgekit.models.builders import build_model, student_spec
 from edgekit.models.checkpoint import count_parameters, save_weights
+from edgekit.models.onnx_teacher import copy_onnx_model
 from edgekit.models.stage_models import ENSEMBLE_FILE, EXPORTED_TEACHER, ONNX_TEACHER, load_teacher, member_dir
 from edgekit.models.user_weights import check_teacher_file, check_teacher_outputs, load_user_teacher
 from edgekit.pipeline.atomic import write_json_atomic
@@ -32,7 +33,7 @@ def _load_user_teacher(ctx: StageContext, path: Path, folder: Path) -> tuple[tor
     s = ctx.settings
     model, spec = load_user_teacher(path, s.teacher_arch, len(ctx.data.classes))
     if spec is None and path.suffix == ".onnx":
-        shutil.copyfile(path, folder / ONNX_TEACHER)
+        copy_onnx_model(path, folder / ONNX_TEACHER)
         return model, f"ONNX model {path.name} (onnxruntime)"
     if spec is None:
         shutil.copyfile(path, folder / EXPORTED_TEACHER)
