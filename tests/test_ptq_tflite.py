@@ -99,11 +99,12 @@ def test_a_ptq_graph_with_a_constant_channel_converts_to_tflite_within_one_step(
 
 def test_ptq_int8_tflite_of_the_trained_student_agrees_with_its_pytorch_graph(e2e_run: Path, tmp_path: Path) -> None:
     """The e2e run's distilled student, PTQ-calibrated here as the quantize stage does, through TFLite."""
-    settings = build_settings({}, json.loads((e2e_run / "distill" / "stage.json").read_text())["params"])
-    ctx = StageContext(settings, e2e_run)
+    run = e2e_run / "run"
+    settings = build_settings({}, json.loads((run / "distill" / "stage.json").read_text())["params"])
+    ctx = StageContext(settings, run)
     x_train, y_train = ctx.split("train")
     x_test, y_test = ctx.eval_split()
-    prepared = pt2e.prepare(load_student(e2e_run / "distill"), x_train[:2], "ptq")
+    prepared = pt2e.prepare(load_student(run / "distill"), x_train[:2], "ptq")
     info = calibrate(prepared, x_train, images=settings.calibration_batches * settings.batch_size,
                      batch_size=settings.batch_size, seed=settings.seed, labels=y_train)
     assert len(info["images_per_class"]) == 10
