@@ -20,7 +20,7 @@ the method a user would pick for this data without looking at the test set.
 
 Data: ../shared/data/cifar10-jpg.tar.gz (JPEG ImageFolder), the first N images per class by file name
 (benchmarks/cifar10_chain.py); skipped with a message when absent.
-Writes benchmarks/results/distill_methods.{json,md} (``--name`` another stem, for a second table of the same runs).
+Writes benchmarks/results/distill_methods_t<T>_s<S>.{json,md}, named by the budget (``--name`` another stem).
 Methods may be combined (``--methods scratch,kd,kd+at``); without scratch (``--methods kd,dkd``) the epoch
 column has no reference and stays empty.
 """
@@ -134,7 +134,9 @@ def main() -> int:
     parser.add_argument("--qat-epochs", type=int, default=1)  # a PT2E QAT epoch costs ~5 plain ones here
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", type=Path, default=CACHE / "methods")
-    parser.add_argument("--name", default="distill_methods", help="file stem of the results")
+    parser.add_argument("--name", default=None,
+                        help="file stem of the results (default distill_methods_t<teacher epochs>_s<student epochs>, "
+                             "so a run at one budget never overwrites another budget's table)")
     parser.add_argument("--trial", action="store_true", help="add kd at alpha 0.5, a T/alpha trial")
     parser.add_argument("--tune-trials", type=int, default=12, help="trials of the search behind the tuned row")
     parser.add_argument("--tune-epochs", type=int, default=4, help="distillation epochs of each trial")
@@ -142,6 +144,7 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true",
                         help="keep the stages an earlier, cut-off run finished (fingerprints decide) instead of starting over")
     args = parser.parse_args()
+    args.name = args.name or f"distill_methods_t{args.teacher_epochs}_s{args.epochs}"
     started = time.perf_counter()
     data = subset_or_skip(args)
     if data is None:
