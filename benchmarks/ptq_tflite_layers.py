@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,8 @@ def whole_split_agreement(graph: torch.nn.Module, path: Path, x: torch.Tensor, y
     """Top-1 agreement and both accuracies over the whole evaluation split."""
     from edgekit.bench.runtimes import open_runner, tflite_io
 
-    with torch.no_grad():
-        torch_top1 = graph(x).argmax(1).numpy()
+    with torch.no_grad():  # in chunks: the graph's batch dimension is capped at 4096
+        torch_top1 = torch.cat([graph(x[i:i + 1024]).argmax(1) for i in range(0, len(x), 1024)]).numpy()
     tflite_top1 = open_runner(path, tflite_io(path), threads=1)(x.numpy()).argmax(1)
     labels = y.numpy()
     return {"images": len(labels), "agreement": float(np.mean(torch_top1 == tflite_top1)),
@@ -145,9 +146,39 @@ def whole_split_agreement(graph: torch.nn.Module, path: Path, x: torch.Tensor, y
             "tflite_accuracy": float(np.mean(tflite_top1 == labels))}
 
 
+def summary(files: list[Path]) -> str:
+    """One Markdown table of several runs' JSON files: whole-split agreement and the worst layers."""
+    lines = ["# PTQ INT8 TFLite against its PT2E graph", "",
+             "Made by `python benchmarks/ptq_tflite_layers.py RUN_DIR [--data DIR] [--keep-constant-channels] --out X`",
+             "for each row, then `--summarize X.json ... --out benchmarks/results/ptq_tflite_layers`. Agreement and",
+             "accuracies over the whole evaluation split; layers: share of int8 elements more than one step apart",
+             "(64 images), post-activation tensors only.", "",
+             "| Run | Observer | Constant channels zeroed | Images | Agreement % | PyTorch PTQ % | TFLite PTQ % | Worst layer >1 step |",
+             "|---|---|---|---|---|---|---|---|"]
+    for f in files:
+        r = json.loads(f.read_text())
+        w = r["whole_split"]
+        paired = [x for x in r["layers"] if x.get("tflite")]
+        # A conv's pre-activation tensor shares its qparams with the activation TFLite fuses it into; keep the
+        # later node of each TFLite tensor, the one the fused kernel really writes.
+        last = {x["tflite"]: x for x in paired}
+        worst = max(last.values(), key=lambda x: x["off_by_more_than_1"])
+        lines.append(f"| {r.get('label') or r['run']} | {r.get('observer', 'histogram')} | {'yes' if r.get('constant_channels_zeroed', True) else 'no'} | "
+                     f"{w['images']} | {100 * w['agreement']:.2f} | {100 * w['pytorch_accuracy']:.2f} | "
+                     f"{100 * w['tflite_accuracy']:.2f} | {worst['node']} {100 * worst['off_by_more_than_1']:.1f} % |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--summarize":
+        at = sys.argv.index("--out")
+        files, out = [Path(a) for a in sys.argv[2:at]], Path(sys.argv[at + 1])
+        out.with_suffix(".md").write_text(summary(files))
+        print(out.with_suffix(".md").read_text())
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
+    parser.add_argument("--label", default=None, help="the run's name in the summary table")
     parser.add_argument("--data", default=None)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--images", type=int, default=64)
@@ -184,7 +215,7 @@ def main() -> int:
     print(json.dumps(agreement))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps({"run": str(args.run), "images": len(x), "observer": args.observer,
+        args.out.with_suffix(".json").write_text(json.dumps({"run": str(args.run), "label": args.label, "images": len(x), "observer": args.observer,
                                                                         "constant_channels_zeroed": not args.keep_constant_channels,
                                                                         "whole_split": agreement, "layers": rows},
                                                             indent=1))
