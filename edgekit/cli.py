@@ -6,7 +6,6 @@ holds the same keys (``teacher_arch = "resnet18"``); flags given on the command 
 
 from __future__ import annotations
 
-import errno
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgekit.config import Settings, build_settings, load_config_file
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, is_disk_full
 
 # typer 0.29 vendors click; its usage errors are typer's own classes.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # noqa: E402
@@ -406,7 +405,7 @@ def main() -> None:
         print(f"error: {_usage_message(exc)} — see `{command} --help`", file=sys.stderr)
         sys.exit(2)
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or DEBUG["on"]:
+        if not is_disk_full(exc) or DEBUG["on"]:
             raise
         where = f" writing {exc.filename}" if exc.filename else ""
         print(f"error: out of disk space{where} — free some space and rerun the same command "

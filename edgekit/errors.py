@@ -6,6 +6,8 @@ EdgekitError is a bug in edgekit and may show a traceback.
 
 from __future__ import annotations
 
+import errno
+
 
 class EdgekitError(Exception):
     """A problem the user can fix: ``what`` went wrong and ``fix`` says how to repair it."""
@@ -20,3 +22,10 @@ class EdgekitError(Exception):
     def one_line(self) -> str:
         text = f"error: {self.what} — {self.fix}"
         return " ".join(text.split())
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A write that failed for lack of space or quota: it stops the run with cli.main's own message, never
+    as one failed file."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+

@@ -10,7 +10,6 @@ silently reused as a success.
 
 from __future__ import annotations
 
-import errno
 import json
 import time
 import traceback
@@ -21,7 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from edgekit.bench.deploy_pick import FAILED_TO
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, is_disk_full
 from edgekit.pipeline.faults import failure_point, fault_point
 from edgekit.pipeline.runner import STAGE_FILE, stage_dir
 
@@ -39,11 +38,9 @@ def guarded_export(row: dict[str, Any], path: Path, build: Callable[[Path], tupl
         row.update(status="ok", bytes=path.stat().st_size, **extra)
         console.print(f"export: {row['name']} {row['bytes'] / 1024:.0f} KiB, {summary}")
         fault_point("export-artifact")
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise  # a full disk stops the run with its own message (cli.main), not as one failed format
-        _failed(row, path, exc, console)
     except Exception as exc:  # noqa: BLE001 - one format failing must not take the others down
+        if is_disk_full(exc):
+            raise
         _failed(row, path, exc, console)
     row["seconds"] = round(time.perf_counter() - started, 2)
     return row

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import traceback
@@ -23,7 +22,7 @@ from edgekit.bench.targets import load_target
 from edgekit.bench.versions import host_info, library_versions
 from edgekit.config import as_dict, stage_params
 from edgekit.distill.progress import progress_bar
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, is_disk_full
 from edgekit.estimate.onnx_graph import graph_ops
 from edgekit.estimate.op_costs import summarize
 from edgekit.export.artifact_meta import PREPROCESS_FILE
@@ -169,8 +168,8 @@ def measure_artifacts(ctx: Any, export_record: dict[str, Any], measure_one: Meas
         except (EdgekitError, MemoryError):
             raise
         except Exception as exc:  # noqa: BLE001 - a file its runtime cannot load fails alone, as in export
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise  # a full disk stops the run with its own message (cli.main)
+            if is_disk_full(exc):
+                raise
             ctx.console.print(f"benchmark: {row['name']} failed: {error_text(exc)}", markup=False, highlight=False)
             rows.append({**base, "status": "failed", "failed_in": "benchmark", "error": error_text(exc),
                          "traceback": traceback.format_exc()})
