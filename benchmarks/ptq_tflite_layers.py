@@ -149,12 +149,13 @@ def whole_split_agreement(graph: torch.nn.Module, path: Path, x: torch.Tensor, y
 def summary(files: list[Path]) -> str:
     """One Markdown table of several runs' JSON files: whole-split agreement and the worst layers."""
     lines = ["# PTQ INT8 TFLite against its PT2E graph", "",
-             "Made by `python benchmarks/ptq_tflite_layers.py RUN_DIR [--data DIR] [--keep-constant-channels] --out X`",
+             "Made by `python benchmarks/ptq_tflite_layers.py RUN_DIR [--data DIR] [--observer minmax] [--keep-constant-channels]",
+             "[--keep-requantization] --out X`",
              "for each row, then `--summarize X.json ... --out benchmarks/results/ptq_tflite_layers`. Agreement and",
              "accuracies over the whole evaluation split; layers: share of int8 elements more than one step apart",
              "(64 images), post-activation tensors only.", "",
-             "| Run | Observer | Constant channels zeroed | Images | Agreement % | PyTorch PTQ % | TFLite PTQ % | Worst layer >1 step |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| Run | Observer | Constant channels zeroed | Requantization before conv/linear removed | Images | Agreement % | PyTorch PTQ % | TFLite PTQ % | Worst layer >1 step |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for f in files:
         r = json.loads(f.read_text())
         w = r["whole_split"]
@@ -164,6 +165,7 @@ def summary(files: list[Path]) -> str:
         last = {x["tflite"]: x for x in paired}
         worst = max(last.values(), key=lambda x: x["off_by_more_than_1"])
         lines.append(f"| {r.get('label') or r['run']} | {r.get('observer', 'histogram')} | {'yes' if r.get('constant_channels_zeroed', True) else 'no'} | "
+                     f"{'yes' if r.get('requantization_removed', False) else 'no'} | "
                      f"{w['images']} | {100 * w['agreement']:.2f} | {100 * w['pytorch_accuracy']:.2f} | "
                      f"{100 * w['tflite_accuracy']:.2f} | {worst['node']} {100 * worst['off_by_more_than_1']:.1f} % |")
     return "\n".join(lines) + "\n"
@@ -174,6 +176,7 @@ def main() -> int:
         at = sys.argv.index("--out")
         files, out = [Path(a) for a in sys.argv[2:at]], Path(sys.argv[at + 1])
         out.with_suffix(".md").write_text(summary(files))
+        out.with_suffix(".json").write_text(json.dumps({"runs": [json.loads(f.read_text()) for f in files]}, indent=1) + "\n")
         print(out.with_suffix(".md").read_text())
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -185,6 +188,8 @@ def main() -> int:
     parser.add_argument("--observer", choices=("histogram", "minmax"), default="histogram")
     parser.add_argument("--keep-constant-channels", action="store_true",
                         help="skip edgekit's zeroing of constant channels (quantize/constant_channels.py): the old behaviour")
+    parser.add_argument("--keep-requantization", action="store_true",
+                        help="skip edgekit's one scale per tensor at conv/linear inputs (quantize/one_scale_per_tensor.py): the old behaviour")
     parser.add_argument("--out", type=Path, default=None, help="write OUT.json")
     args = parser.parse_args()
     settings = build_settings({}, {"data": args.data, "size": args.size})
@@ -196,6 +201,8 @@ def main() -> int:
         use_minmax_observers()
     if args.keep_constant_channels:
         pt2e.zero_constant_channels = lambda model: {}
+    if args.keep_requantization:
+        pt2e.without_requantization = lambda quantizer: quantizer
     prepared = pt2e.prepare(load_student(stage_dir(args.run, "distill")), x_train[:2], "ptq")
     calibrate(prepared, x_train, images=settings.calibration_batches * settings.batch_size,
               batch_size=settings.batch_size, seed=settings.seed)
@@ -217,6 +224,7 @@ def main() -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".json").write_text(json.dumps({"run": str(args.run), "label": args.label, "images": len(x), "observer": args.observer,
                                                                         "constant_channels_zeroed": not args.keep_constant_channels,
+                                                                        "requantization_removed": not args.keep_requantization,
                                                                         "whole_split": agreement, "layers": rows},
                                                             indent=1))
     return 0

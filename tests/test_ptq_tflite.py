@@ -118,3 +118,35 @@ def test_ptq_int8_tflite_of_the_trained_student_agrees_with_its_pytorch_graph(e2
     accuracy_gap = abs(float(np.mean(torch_top1 == y_test.numpy())) - float(np.mean(tflite_top1 == y_test.numpy())))
     assert agreement >= 0.99, agreement
     assert accuracy_gap <= 0.005, accuracy_gap
+
+
+def _classifier_head() -> torch.nn.Module:
+    """conv-bn-relu6 over 4x4, average pool, flatten, linear: MobileNetV2's head. The pooled features span
+    less than the conv's output, so the quantizer's own observer at the linear input picks a finer scale."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 3, padding=1, bias=False), torch.nn.BatchNorm2d(32), torch.nn.ReLU6(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Dropout(0.2),
+        torch.nn.Linear(32, 10)).eval()
+
+
+def _fully_connected_bias_ratio(path: Path) -> float:
+    """Of the FULLY_CONNECTED op: bias scale / (input scale x weight scale), 1 when LiteRT reads its bias right."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    fc = next(op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED")
+    x, w, b = (tensors[i]["quantization_parameters"]["scales"] for i in fc["inputs"][:3])
+    return float(np.max(np.abs(b / (x[0] * w) - 1.0))) + 1.0
+
+
+def test_the_linear_layer_reads_its_input_at_one_scale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    net = _classifier_head()
+    assert _tflite_steps_off(net, tmp_path) <= 1.01
+    assert _fully_connected_bias_ratio(tmp_path / "net.tflite") == pytest.approx(1.0, abs=1e-4)
+    # With the quantizer's own observer at the linear input, LiteRT drops that requantization and reads the
+    # bias at the wrong scale: the logits move by many steps (CIFAR-10 budget student: agreement 83 %).
+    monkeypatch.setattr(pt2e, "without_requantization", lambda quantizer: quantizer)
+    assert _tflite_steps_off(net, tmp_path) >= 2
+    assert _fully_connected_bias_ratio(tmp_path / "net.tflite") > 1.5

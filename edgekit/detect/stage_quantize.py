@@ -25,7 +25,7 @@ from edgekit.quantize import pt2e
 from edgekit.quantize.calibration import calibrate
 from edgekit.quantize.converted_cache import remember
 
-VERSION = "3"  # 2: saves the INT8 graph's eval outputs. 3: PTQ calibrates on a random sample
+VERSION = "4"  # 2: saves the INT8 graph's eval outputs. 3: PTQ calibrates on a random sample. 4: conv/linear inputs share their producer's scale
 SCORE_EPS = 1e-4
 
 

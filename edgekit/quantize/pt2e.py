@@ -18,6 +18,7 @@ from torch.export import Dim
 
 from edgekit.models.checkpoint import with_module_versions
 from edgekit.quantize.constant_channels import zero_constant_channels
+from edgekit.quantize.one_scale_per_tensor import without_requantization
 
 Method = Literal["qat", "ptq"]
 
@@ -31,7 +32,8 @@ def xnnpack_quantizer(is_qat: bool):  # noqa: ANN201 - the class is private to t
     from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
 
     warnings.filterwarnings("ignore", message="XNNPACKQuantizer is deprecated")
-    return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat))
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat))
+    return without_requantization(quantizer)  # else LiteRT misreads the classifier's bias (one_scale_per_tensor.py)
 
 
 def capture(model: torch.nn.Module, example: torch.Tensor, *, train: bool) -> torch.nn.Module:

@@ -23,7 +23,7 @@ from edgekit.quantize.converted_cache import remember
 from edgekit.stages.common import StageContext
 from edgekit.stages.distill import guide_teacher
 
-VERSION = "3"  # 2: augmentation drawn per epoch and image; soft-label cache; guide teacher. 3: PTQ calibrates on a random sample
+VERSION = "4"  # 2: augmentation drawn per epoch and image; soft-label cache; guide teacher. 3: PTQ calibrates on a random sample. 4: conv/linear inputs share their producer's scale (one_scale_per_tensor.py)
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
