@@ -137,3 +137,15 @@ def test_epochs_flag_beats_a_specific_key_in_the_file() -> None:
     assert (s.teacher_epochs, s.distill_epochs, s.qat_epochs) == (2, 2, 2)
     s = build_settings({"epochs": 5, "distill_epochs": 20}, {})
     assert (s.teacher_epochs, s.distill_epochs, s.qat_epochs) == (5, 20, 5)
+
+
+def test_alpha_defaults_by_method_unless_given() -> None:
+    assert build_settings({}, {}).alpha == 0.7
+    assert build_settings({}, {"method": "dkd"}).alpha == 0.9  # DKD learns better with less cross-entropy
+    assert build_settings({"method": "dkd"}, {}).alpha == 0.9
+    assert build_settings({"method": "dkd"}, {"alpha": 0.5}).alpha == 0.5  # a given alpha always wins
+    assert build_settings({"alpha": 0.6}, {"method": "dkd"}).alpha == 0.6
+    assert build_settings({}, {"method": "kd+dkd"}).alpha == 0.7
+    assert build_settings({}, {"alpha": 0.0, "method": "dkd"}).alpha == 0.0  # alpha 0: plain training, kept
+    assert Settings(method="dkd").alpha == 0.9 and Settings().alpha == 0.7 and Settings(method="dkd", alpha=0.3).alpha == 0.3
+    assert build_settings({}, {"task": "detect"}).alpha == 0.5  # the detection defaults' own

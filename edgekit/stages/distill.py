@@ -27,7 +27,7 @@ from edgekit.pipeline.distributed import training_device
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.stages.common import StageContext
 
-VERSION = "3"  # 2: methods; augmentation drawn per epoch and image. 3: DKD NCKD weight 1 (a stage trained with 8 is stale)
+VERSION = "4"  # 2: methods; augmentation drawn per epoch and image. 3: DKD NCKD weight 1 (a stage trained with 8 is stale). 4: NCKD weight 0.5
 GUIDE = "guide"
 
 
