@@ -84,7 +84,8 @@ class DKD(LogitTerm):
     default, 240 epochs, CE weight 1), and alpha 0.9 (``config.METHOD_ALPHA``): on the CIFAR-10 methods budget
     NCKD weight 2 / 1 / 0.5 gave 41.6 / 44.0 / 44.1 % at alpha 0.7, and alpha 0.9 with weight 0.5 gave 47.2
     and 44.0 % on two seeds against KD's 45.2 and 45.0 % (benchmarks/results/dkd_sweep.md): more NCKD than KD
-    gives it hurts with a 54 % teacher over 10 classes, and the seeds spread as much as the methods differ. NCKD's curvature in the student's logits is ``nckd_weight`` times a softmax's over the
+    gives it hurts with a 54 % teacher over 10 classes, and the seeds spread as much as the methods differ.
+    NCKD's curvature in the student's logits is ``nckd_weight`` times a softmax's over the
     K - 1 other classes, whose largest eigenvalue is about 1 / (K - 1) for a spread distribution: 8 over 99
     classes is about 0.7 over 9. At 10 classes, with this learning rate (0.05, Nesterov 0.9) and alpha up
     to 0.95, a weight of 8 made the loss 8 times stiffer than KD's: the logits grew to hundreds within a

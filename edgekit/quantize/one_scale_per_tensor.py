@@ -1,9 +1,10 @@
 """One int8 scale per tensor at the input of every convolution and linear layer.
 
-The XNNPACK quantizer gives a linear layer's input an observer of its own even when the tensor
-already has one: the classifier's ``linear`` reads the output of ``flatten``, whose qparams are
-shared with the last convolution's output, so the PT2E graph holds a requantization there
-(dequantize with the convolution's scale, quantize again with the linear's). LiteRT's converter
+The XNNPACK quantizer gives a linear layer's input an observer of its own even when the tensor is
+already on another one's grid: the classifier's ``linear`` reads ReLU6, average pool, flatten and
+dropout of the last convolution's output, which is quantized at the convolution's qparams, so the
+PT2E graph holds a requantization there (dequantize with the convolution's scale, quantize again
+with the linear's). LiteRT's converter
 drops that requantization: the ``FULLY_CONNECTED`` kernel reads the tensor at the first scale, but
 its int32 bias is stored in steps of the *second* scale times the weight scale, so every logit gets
 its bias times their ratio (4.8 on the CIFAR-10 budget student: agreement with the PT2E graph 83 %,
