@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from edgekit import __version__
+from edgekit.bench.final_report import REPORT_SCHEMA
 from edgekit.bench.latency import measure_interleaved
 from edgekit.bench.op_profile import onnx_op_times
 from edgekit.bench.runtimes import LiteRTRunner, open_runner
@@ -34,7 +35,6 @@ from edgekit.stages.common import StageContext
 from edgekit.stages.export import reference_predictions
 
 VERSION = "7"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved; 6: until enough quiet rounds; 7: ONNX sessions with session.x64quantprecision
-REPORT_SCHEMA = "edgekit.report/1"
 EVAL_CHUNK = 256
 MEASUREMENTS = "measurements.json"
 RUNTIMES = {"onnx": "onnxruntime", "tflite": "ai-edge-litert"}
