@@ -61,7 +61,7 @@ def main() -> int:
     from edgekit.distill.train_loop import train
     from edgekit.models.builders import build_model, student_spec
     from edgekit.models.stage_models import load_teacher
-    from edgekit.stages.common import StageContext
+    from edgekit.stages.context import StageContext
 
     settings = Settings(data=str(data), hflip=True, distill_epochs=1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -120,7 +120,7 @@ def main() -> int:
 
     from edgekit.config import Settings, as_dict
     from edgekit.pipeline.chain import run_chain
-    from edgekit.stages.common import StageContext
+    from edgekit.stages.context import StageContext
 
     common = dict(data=str(data), hflip=True, teacher_epochs=args.epochs, distill_epochs=args.epochs,
                   qat_epochs=args.qat_epochs)

@@ -63,7 +63,7 @@ def tflite_accuracies(run: Path, settings: Any) -> dict[str, Any]:
     from edgekit.models.stage_models import load_prepared, load_student
     from edgekit.quantize import pt2e
     from edgekit.quantize.converted_cache import converted_graph
-    from edgekit.stages.common import StageContext
+    from edgekit.stages.context import StageContext
 
     ctx = StageContext(settings, run)
     x, y = ctx.eval_split()
@@ -92,7 +92,7 @@ def prefill(out: Path, settings: Any) -> dict[str, Any]:
     """One pass of teacher_a over every epoch's views, writing all that PREFILL's terms read (kept in
     ``out/prefill.json``, so a resumed run does not pass again)."""
     from edgekit.distill.prefill import prefill_for_run
-    from edgekit.stages.common import StageContext
+    from edgekit.stages.context import StageContext
 
     record = out / "prefill.json"
     if record.is_file():
@@ -110,7 +110,7 @@ def stage_result(run: Path, stage: str) -> dict[str, Any]:
 def tune_search(out: Path, settings: Any, methods: list[str], trials: int, epochs: int) -> dict[str, Any]:
     """``edgekit tune``'s search from teacher_a, in ``out/tune`` (kept in ``out/tune_search.json``)."""
     from edgekit.distill.tune import search, write_reports
-    from edgekit.stages.common import StageContext
+    from edgekit.stages.context import StageContext
 
     record = out / "tune_search.json"
     if record.is_file():
@@ -152,7 +152,7 @@ def main() -> int:
 
     from edgekit.config import Settings, as_dict
     from edgekit.pipeline.chain import run_chain
-    from edgekit.stages.common import StageContext
+    from edgekit.stages.context import StageContext
 
     out = args.out
     if not args.resume:

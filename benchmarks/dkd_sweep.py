@@ -59,7 +59,7 @@ def main() -> int:
     from edgekit.config import Settings
     from edgekit.distill.losses import DKD
     from edgekit.pipeline.chain import run_chain
-    from edgekit.stages.common import StageContext
+    from edgekit.stages.context import StageContext
 
     data = subset_or_skip(args)
     if data is None:

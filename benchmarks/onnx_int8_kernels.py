@@ -50,14 +50,14 @@ def main() -> int:
         print(__doc__)
         return 2
     run = Path(sys.argv[1])
-    from edgekit.stages.export import reference_predictions
+    from edgekit.models.predictions import load_logits
     from edgekit.config import Settings
-    from edgekit.stages.common import StageContext
+    from edgekit.stages.context import StageContext
 
     record = json.loads((run / "report.json").read_text())
     ctx = StageContext(Settings(**record["settings"]), run)
     x, y = ctx.eval_split()
-    ref = reference_predictions(run)["int8"]
+    ref = load_logits(run / "quantize").argmax(1).numpy()
     path = run / "artifacts" / "model_int8.onnx"
     rows = [accuracy(path, x.numpy(), y.numpy(), ref, how) for how in ("default", "precise", "unfused")]
     quant = json.loads((run / "quantize" / "stage.json").read_text())["result"]

@@ -34,7 +34,7 @@ from edgekit.models.stage_models import load_student
 from edgekit.pipeline.runner import stage_dir
 from edgekit.quantize import pt2e
 from edgekit.quantize.calibration import calibrate
-from edgekit.stages.common import StageContext
+from edgekit.stages.context import StageContext
 
 ROOT = Path(__file__).resolve().parents[1]
 

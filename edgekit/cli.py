@@ -134,14 +134,9 @@ def _locked(out: Path, world) -> Iterator[None]:  # noqa: ANN001 - a distributed
 def _run_locked(stages: list[str], settings: Settings, out: Path, forced: set[str]) -> None:
     from edgekit.pipeline.chain import run_chain
 
-    if settings.task == "detect":
-        from edgekit.detect.stage_context import DetectContext
+    from edgekit.stages.context import StageContext
 
-        ctx = DetectContext(settings=settings, out=out, console=ERR)
-    else:
-        from edgekit.stages.common import StageContext
-
-        ctx = StageContext(settings=settings, out=out, console=ERR)
+    ctx = StageContext(settings=settings, out=out, console=ERR)
     records = run_chain(ctx, stages, forced)
     from edgekit.pipeline.distributed import world
 
@@ -219,8 +214,10 @@ def tune(data: Data = None, teacher: TeacherFile = None, teacher_arch: TeacherAr
     from edgekit.distill.tune import parse_methods
 
     choices = parse_methods(methods)
-    if settings.task == "detect":
-        raise EdgekitError("tune searches classification distillation", "leave --task out")
+    from edgekit.tasks import get_task
+
+    if not get_task(settings.task).tunable:
+        raise EdgekitError(f"tune searches distillation methods, and --task {settings.task} has one", "leave --task out")
     from edgekit.pipeline.chain import quick_checks
     from edgekit.pipeline.run_lock import run_lock
 
@@ -228,7 +225,7 @@ def tune(data: Data = None, teacher: TeacherFile = None, teacher_arch: TeacherAr
     with run_lock(out):
         from edgekit.distill.tune import search, write_reports
         from edgekit.pipeline.chain import run_chain
-        from edgekit.stages.common import StageContext
+        from edgekit.stages.context import StageContext
 
         ctx = StageContext(settings=settings, out=out, console=ERR)
         run_chain(ctx, ["teacher"])

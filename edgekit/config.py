@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from edgekit.errors import EdgekitError
+from edgekit.tasks import TASKS, get_task
 
 
 # The teacher-term weight a method gets unless --alpha is given. DKD learns better with less cross-entropy
@@ -94,48 +95,30 @@ class Settings:
 
 
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
-    "teacher": ("data", "size", "seed", "mean", "std", "batch_size", "hflip", "teacher", "teacher_arch",
-                "teacher_epochs", "teacher_lr"),
-    "distill": ("data", "size", "seed", "mean", "std", "batch_size", "hflip", "student", "width",
+    "teacher": ("task", "data", "images", "size", "seed", "mean", "std", "batch_size", "hflip", "teacher",
+                "teacher_arch", "teacher_epochs", "teacher_lr"),
+    "distill": ("task", "data", "images", "size", "seed", "mean", "std", "batch_size", "hflip", "student", "width",
                 "temperature", "alpha", "distill_epochs", "distill_lr", "method", "teacher_layers", "student_layers",
                 "assistants", "generations"),
-    "quantize": ("data", "size", "seed", "mean", "std", "batch_size", "hflip", "temperature", "alpha",
+    "quantize": ("task", "data", "images", "size", "seed", "mean", "std", "batch_size", "hflip", "temperature", "alpha",
                  "quant_method", "qat_epochs", "qat_lr", "calibration_batches"),
-    "export": ("data", "size", "mean", "std"),
-    "benchmark": ("data", "size", "seed", "mean", "std", "target", "threads", "latency_runs",
+    "export": ("task", "data", "images", "size", "mean", "std"),
+    "benchmark": ("task", "data", "images", "size", "seed", "mean", "std", "target", "threads", "latency_runs",
                   "latency_seconds"),
 }
-
-# Detection stages read these (classification's fingerprints stay as they were).
-DETECT_STAGE_KEYS: dict[str, tuple[str, ...]] = {
-    "teacher": ("task", "data", "images", "size", "seed", "batch_size", "teacher", "teacher_arch", "teacher_epochs",
-                "teacher_lr"),
-    "distill": ("task", "data", "images", "size", "seed", "batch_size", "width", "temperature", "alpha",
-                "distill_epochs", "distill_lr"),
-    "quantize": ("task", "data", "images", "size", "seed", "batch_size", "temperature", "alpha", "quant_method",
-                 "qat_epochs", "qat_lr", "calibration_batches"),
-    "export": ("task", "data", "images", "size"),
-    "benchmark": ("task", "data", "images", "size", "seed", "target", "threads", "latency_runs",
-                  "latency_seconds"),
-}
-# Defaults that differ for detection; a value from a config file or a flag still wins.
-# Batch 16 and AdamW at 0.02 (one-cycle): a scratch x0.35 student on the built-in scenes reached mAP50 0.86 in
-# 10 epochs, against 0.26 in 6 epochs at batch 32 and 0.004 (benchmarks/results/detect_scenes.md).
-DETECT_DEFAULTS: dict[str, Any] = {"size": 96, "batch_size": 16, "teacher_epochs": 12, "teacher_lr": 0.02,
-                                   "distill_epochs": 10, "distill_lr": 0.02, "qat_epochs": 1, "qat_lr": 0.002,
-                                   "temperature": 2.0, "alpha": 0.5}
 
 # Keys the config file accepts besides Settings fields.
 EXTRA_KEYS = ("epochs",)
 _HINTS: dict[str, Any] = {**get_type_hints(Settings), "epochs": int}
 METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "student": ("mobilenet_v2", "mobilenet_v3_small"),
-                  "task": ("classify", "detect")}
+                  "task": tuple(TASKS)}
 
 
 def stage_params(settings: Settings, stage: str) -> dict[str, Any]:
-    keys = DETECT_STAGE_KEYS if settings.task == "detect" else STAGE_KEYS
-    params = {k: getattr(settings, k) for k in keys[stage]}
-    if stage == "teacher" and settings.task != "detect":
+    """The settings a stage's output depends on (its fingerprint): its keys, less those its task never reads."""
+    ignored = get_task(settings.task).ignored_keys
+    params = {k: getattr(settings, k) for k in STAGE_KEYS[stage] if k not in ignored}
+    if stage == "teacher":
         params.update(teacher_source_params(settings))
     return params
 
@@ -219,8 +202,9 @@ def build_settings(file_values: dict[str, Any], flag_values: dict[str, Any]) -> 
     """Defaults, then the config file, then the flags that were given (not None)."""
     settings = Settings()
     settings.alpha = None  # resolved from the method below when no source gives one
-    if {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}.get("task") == "detect":
-        for key, value in DETECT_DEFAULTS.items():
+    task = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}.get("task", settings.task)
+    if task in TASKS:  # an unknown task is named by validate()
+        for key, value in get_task(task).defaults.items():
             setattr(settings, key, value)
     # Each source is applied whole before the next, so `--epochs` beats `distill_epochs` in the file,
     # and within one source the specific key beats `epochs`.
@@ -318,10 +302,6 @@ def validate(s: Settings) -> None:
         raise EdgekitError(f"unknown train_device '{s.train_device}'", "use auto (the default), cpu or cuda")
     if s.nproc < 1:
         raise EdgekitError(f"--nproc must be at least 1, got {s.nproc}", "pass --nproc 2 (or leave it out)")
-    if s.task == "detect" and s.nproc > 1:
-        raise EdgekitError("detection trains on one process", "leave --nproc out")
-    if s.task == "detect" and s.method != "kd":
-        raise EdgekitError(f"detection distils with kd only, got --method {s.method}", "leave --method out")
     if strategy == "self" and s.teacher:
         raise EdgekitError("--method self learns from the student's own earlier generation, not from --teacher",
                            "drop --teacher, or pick another method")
@@ -329,6 +309,7 @@ def validate(s: Settings) -> None:
         if getattr(s, key) not in choices:
             raise EdgekitError(f"{key.replace('_', '-')} '{getattr(s, key)}' is not known",
                                f"choose one of {', '.join(choices)}")
+    get_task(s.task).validate(s)
 
 
 def as_dict(settings: Settings) -> dict[str, Any]:

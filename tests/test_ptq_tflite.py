@@ -16,7 +16,7 @@ from edgekit.models.stage_models import load_student
 from edgekit.quantize import pt2e
 from edgekit.quantize.calibration import calibrate, calibration_indices
 from edgekit.quantize.constant_channels import zero_constant_channels
-from edgekit.stages.common import StageContext
+from edgekit.stages.context import StageContext
 
 
 def test_calibration_sample_is_seeded_and_spans_a_class_sorted_split() -> None:

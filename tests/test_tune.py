@@ -48,7 +48,7 @@ def _fake_study(monkeypatch, tmp_path: Path, fails: set[int]):  # noqa: ANN202
     from edgekit.config import Settings
     from edgekit.distill import tune
     from edgekit.errors import EdgekitError
-    from edgekit.stages.common import StageContext
+    from edgekit.stages.context import StageContext
 
     def fake_trial(ctx, number, method, temperature, alpha, epochs):  # noqa: ANN001, ANN202
         if number in fails:

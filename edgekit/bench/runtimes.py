@@ -1,7 +1,10 @@
-"""Run an artifact in its own runtime (onnxruntime, LiteRT), fed as preprocess.json tells an app to.
+"""Run an artifact in its own runtime (onnxruntime, LiteRT), fed and read as preprocess.json tells an app to.
 
 Input: float NCHW images already through the preprocessing recipe. Each runner lays them out and
-quantizes them by the artifact's entry in preprocess.json, and returns float logits.
+quantizes them by the artifact's entry in preprocess.json, and gives every output by name, dequantized
+to float: ``logits`` for a classifier, ``scores`` and ``boxes`` (channel-major) for a detector. The entry's
+``outputs`` map says which of the file's outputs is which; a classifier's entry written before that map
+existed names its one output with ``output``/``output_dtype``/``output_scale``, which is read the same way.
 """
 
 from __future__ import annotations
@@ -16,35 +19,28 @@ from edgekit.data.preprocess import dequantize_output, quantize_input
 from edgekit.export.quiet import quiet_fds
 
 DTYPES = {"float32": np.float32, "int8": np.int8, "uint8": np.uint8}
+ONNX_TYPES = {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
 
 
-class OnnxRunner:
-    runtime = "onnxruntime"
+def output_map(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """name -> {index, dtype, scale, zero_point} of each output the app reads."""
+    if "outputs" in entry:
+        return entry["outputs"]
+    one = {"index": 0, "dtype": entry["output_dtype"]}
+    if entry["output_dtype"] != "float32":
+        one.update(scale=entry["output_scale"], zero_point=entry["output_zero_point"])
+    return {"logits": one}
 
-    def __init__(self, path: Path, entry: dict[str, Any], threads: int) -> None:
-        self.session = open_session(path, threads)
+
+class _Runner:
+    runtime: str
+
+    def __init__(self, entry: dict[str, Any]) -> None:
         self.entry = entry
-        self.input_name = entry["input"]
+        self.outputs_read = output_map(entry)
 
-    def __call__(self, x_nchw: np.ndarray) -> np.ndarray:
-        x = x_nchw if self.entry["layout"] == "NCHW" else x_nchw.transpose(0, 2, 3, 1)
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
-
-
-class LiteRTRunner:
-    runtime = "ai-edge-litert"
-
-    def __init__(self, path: Path, entry: dict[str, Any], threads: int) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        with quiet_fds():  # LiteRT logs its delegate creation on stderr
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
-        self.input_index = self.interpreter.get_input_details()[0]["index"]
-        self.output_index = self.interpreter.get_output_details()[0]["index"]
-        self.entry = entry
-
-    def _prepare(self, x_nchw: np.ndarray) -> np.ndarray:
+    def prepare(self, x_nchw: np.ndarray) -> np.ndarray:
+        """Lay out and (for an integer input) quantize a batch, as an app would."""
         e = self.entry
         x = x_nchw.transpose(0, 2, 3, 1) if e["layout"] == "NHWC" else x_nchw
         dtype = DTYPES[e["input_dtype"]]
@@ -52,51 +48,130 @@ class LiteRTRunner:
             return quantize_input(x, e["input_scale"], e["input_zero_point"], dtype)
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    def invoke_one(self, x: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self.input_index, x)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output_index)
-
-    def __call__(self, x_nchw: np.ndarray) -> np.ndarray:
-        x = self._prepare(x_nchw)
-        outs = np.concatenate([self.invoke_one(x[i:i + 1]) for i in range(len(x))])
-        e = self.entry
-        if e["output_dtype"] != "float32":
-            return dequantize_output(outs, e["output_scale"], e["output_zero_point"])
-        return outs.astype(np.float32)
-
     def prepared_single(self, x_nchw: np.ndarray) -> np.ndarray:
         """One input already laid out and quantized, for latency loops that time the runtime alone."""
-        return self._prepare(x_nchw[:1])
+        return self.prepare(x_nchw[:1])
+
+    def run_prepared(self, x: np.ndarray) -> list[np.ndarray]:
+        """The file's raw outputs for one prepared input, in its own order (what latency times)."""
+        raise NotImplementedError
+
+    def _named(self, raw: list[np.ndarray]) -> dict[str, np.ndarray]:
+        named = {}
+        for name, o in self.outputs_read.items():
+            y = raw[o["index"]]
+            named[name] = (dequantize_output(y, o["scale"], o["zero_point"]) if o["dtype"] != "float32"
+                           else y.astype(np.float32))
+        return named
+
+    def outputs(self, x_nchw: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output for a batch, by name, in float."""
+        raise NotImplementedError
+
+    def __call__(self, x_nchw: np.ndarray) -> np.ndarray:
+        """The first output (a classifier's logits) for a batch."""
+        return next(iter(self.outputs(x_nchw).values()))
 
 
-def open_runner(path: Path, entry: dict[str, Any], threads: int) -> OnnxRunner | LiteRTRunner:
+class OnnxRunner(_Runner):
+    runtime = "onnxruntime"
+
+    def __init__(self, path: Path, entry: dict[str, Any], threads: int | None) -> None:
+        super().__init__(entry)
+        self.session = open_session(path, threads)
+        self.input_name = entry["input"]
+
+    def run_prepared(self, x: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: x})
+
+    def outputs(self, x_nchw: np.ndarray) -> dict[str, np.ndarray]:
+        return self._named(self.run_prepared(self.prepare(x_nchw)))
+
+
+class LiteRTRunner(_Runner):
+    runtime = "ai-edge-litert"
+
+    def __init__(self, path: Path, entry: dict[str, Any], threads: int | None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        super().__init__(entry)
+        with quiet_fds():  # LiteRT logs its delegate creation on stderr
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        self.output_indices = [d["index"] for d in self.interpreter.get_output_details()]
+
+    def run_prepared(self, x: np.ndarray) -> list[np.ndarray]:
+        self.interpreter.set_tensor(self.input_index, x)
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(i) for i in self.output_indices]
+
+    def invoke_one(self, x: np.ndarray) -> np.ndarray:
+        """The first raw output of one prepared input."""
+        return self.run_prepared(x)[0]
+
+    def outputs(self, x_nchw: np.ndarray) -> dict[str, np.ndarray]:
+        x = self.prepare(x_nchw)  # the file takes one image at a time
+        parts = [self._named(self.run_prepared(x[i:i + 1])) for i in range(len(x))]
+        return {name: np.concatenate([p[name] for p in parts]) for name in self.outputs_read}
+
+
+def open_runner(path: Path, entry: dict[str, Any], threads: int | None = 1) -> OnnxRunner | LiteRTRunner:
     return OnnxRunner(path, entry, threads) if Path(path).suffix == ".onnx" else LiteRTRunner(path, entry, threads)
 
 
-def tflite_io(path: Path) -> dict[str, Any]:
-    """Input/output name, dtype and quantization of a .tflite file, as preprocess.json states them."""
+def _quantization(detail: dict[str, Any]) -> dict[str, Any]:
+    dtype = np.dtype(detail["dtype"]).name
+    if dtype == "float32":
+        return {"dtype": dtype}
+    return {"dtype": dtype, "scale": float(detail["quantization"][0]), "zero_point": int(detail["quantization"][1])}
+
+
+def tflite_io(path: Path, order: list[int] | None = None, names: tuple[str, ...] = ("logits",)) -> dict[str, Any]:
+    """Input/output names, dtypes and quantization of a .tflite file, as preprocess.json states them.
+
+    ``order[k]`` is the index among the file's outputs of the output called ``names[k]`` (LiteRT may
+    reorder outputs; the task tells them apart). A one-output file also gets the flat ``output*`` keys."""
     from ai_edge_litert.interpreter import Interpreter
 
     with quiet_fds():
         interpreter = Interpreter(model_path=str(path))
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    inp, outs = interpreter.get_input_details()[0], interpreter.get_output_details()
+    q_in = _quantization(inp)
     entry: dict[str, Any] = {"input": inp["name"], "layout": "NHWC", "input_shape": [int(v) for v in inp["shape"]],
-                             "input_dtype": np.dtype(inp["dtype"]).name, "output": out["name"],
-                             "output_dtype": np.dtype(out["dtype"]).name}
-    if entry["input_dtype"] != "float32":
-        entry["input_scale"], entry["input_zero_point"] = float(inp["quantization"][0]), int(inp["quantization"][1])
-    if entry["output_dtype"] != "float32":
-        entry["output_scale"], entry["output_zero_point"] = float(out["quantization"][0]), int(out["quantization"][1])
+                             "input_dtype": q_in["dtype"]}
+    if "scale" in q_in:
+        entry["input_scale"], entry["input_zero_point"] = q_in["scale"], q_in["zero_point"]
+    order = list(range(len(outs))) if order is None else order
+    entry["outputs"] = {name: {"index": i, **_quantization(outs[i])} for name, i in zip(names, order)}
+    if len(outs) == 1:
+        q = _quantization(outs[0])
+        entry.update(output=outs[0]["name"], output_dtype=q["dtype"])
+        if "scale" in q:
+            entry["output_scale"], entry["output_zero_point"] = q["scale"], q["zero_point"]
     return entry
 
 
+def tflite_output_shapes(path: Path) -> list[list[int]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet_fds():
+        interpreter = Interpreter(model_path=str(path))
+    return [[int(v) for v in d["shape"]] for d in interpreter.get_output_details()]
+
+
 def onnx_io(path: Path) -> dict[str, Any]:
+    """Input/output names and dtypes of an .onnx file; its outputs keep their exported names."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    inp, out = session.get_inputs()[0], session.get_outputs()[0]
-    as_name = {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
-    return {"input": inp.name, "layout": "NCHW", "input_shape": [d if isinstance(d, int) else -1 for d in inp.shape],
-            "input_dtype": as_name.get(inp.type, inp.type), "output": out.name,
-            "output_dtype": as_name.get(out.type, out.type), "session_config": dict(SESSION_CONFIG)}
+    inp, outs = session.get_inputs()[0], session.get_outputs()
+    entry: dict[str, Any] = {"input": inp.name, "layout": "NCHW",
+                             "input_shape": [d if isinstance(d, int) else -1 for d in inp.shape],
+                             "input_dtype": ONNX_TYPES.get(inp.type, inp.type)}
+    if len(outs) == 1:
+        entry.update(output=outs[0].name, output_dtype=ONNX_TYPES.get(outs[0].type, outs[0].type))
+    entry["session_config"] = dict(SESSION_CONFIG)
+    entry["outputs"] = {o.name if len(outs) > 1 else "logits": {"index": i, "dtype": ONNX_TYPES.get(o.type, o.type)}
+                        for i, o in enumerate(outs)}
+    return entry

@@ -19,8 +19,13 @@ class ImageData:
     skipped: list[str] = field(default_factory=list)  # unreadable image files left out (--skip-bad-images)
 
     def tensors(self, split: str, spec: PreprocessSpec) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = self.splits[split]
-        return spec.normalize(images), torch.as_tensor(labels, dtype=torch.long)
+        return self.images(split, spec), self.labels(split)
+
+    def images(self, split: str, spec: PreprocessSpec) -> torch.Tensor:
+        return spec.normalize(self.splits[split][0])
+
+    def labels(self, split: str) -> torch.Tensor:
+        return torch.as_tensor(self.splits[split][1], dtype=torch.long)
 
     @property
     def eval_split(self) -> str:

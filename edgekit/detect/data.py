@@ -29,12 +29,13 @@ class DetectionData:
     source: str
     size: int
     skipped: list[str] = field(default_factory=list)  # unreadable image files left out (--skip-bad-images)
+    identity: str = ""  # content identity for fingerprints (set by detect/loading.py)
 
     @property
     def eval_split(self) -> str:
         return "test" if "test" in self.splits else "val"
 
-    def tensors(self, split: str, spec: PreprocessSpec) -> torch.Tensor:
+    def images(self, split: str, spec: PreprocessSpec) -> torch.Tensor:
         return spec.normalize(self.splits[split].images)
 
     def counts(self) -> dict[str, int]:

@@ -16,9 +16,6 @@ from edgekit.detect.train import detections, predict_raw
 from edgekit.models.checkpoint import load_state, read_spec, save_weights
 
 
-EVAL_OUTPUTS = "eval_outputs.safetensors"
-
-
 def raw_outputs(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Scores [N, A, C] and box distances [N, A, 4] in eval mode (the model's own mode restored)."""
     plain = isinstance(model, (TinyDetector, FCOSTeacher))  # an exported PT2E graph has no train()/eval()
@@ -40,20 +37,6 @@ def map_from_raw(data: DetectionData, split: str, scores: np.ndarray, boxes: np.
 
 def map_of(model: torch.nn.Module, data: DetectionData, x: torch.Tensor, split: str) -> dict[str, float]:
     return map_from_raw(data, split, *raw_outputs(model, x))
-
-
-def save_eval_outputs(folder: Path, scores: np.ndarray, boxes: np.ndarray) -> None:
-    """The raw eval-split outputs a stage's model gave, the reference its exported files are compared with."""
-    from safetensors.numpy import save_file
-
-    save_file({"scores": np.ascontiguousarray(scores), "boxes": np.ascontiguousarray(boxes)}, str(folder / EVAL_OUTPUTS))
-
-
-def load_eval_outputs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    tensors = load_file(str(folder / EVAL_OUTPUTS))
-    return tensors["scores"], tensors["boxes"]
 
 
 def save_detector(model: TinyDetector | FCOSTeacher, folder: Path) -> None:

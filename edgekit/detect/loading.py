@@ -14,6 +14,13 @@ SCENES_VERSION = "1"
 
 @lru_cache(maxsize=2)
 def _load(data: str | None, images: str | None, size: int, seed: int, skip_bad_images: bool) -> tuple[DetectionData, str]:
+    loaded, identity = _decode(data, images, size, seed, skip_bad_images)
+    loaded.identity = identity
+    return loaded, identity
+
+
+def _decode(data: str | None, images: str | None, size: int, seed: int, skip_bad_images: bool
+            ) -> tuple[DetectionData, str]:
     if data is None:
         scenes = builtin_scenes(size)
         return scenes, f"scenes/v{SCENES_VERSION}/size{size}/{scenes.counts()}"

@@ -22,7 +22,7 @@ from typing import Any
 from edgekit.config import Settings
 from edgekit.distill.method_spec import parse_method
 from edgekit.errors import EdgekitError
-from edgekit.stages.common import StageContext
+from edgekit.stages.context import StageContext
 
 DEFAULT_METHODS = ("kd", "dkd", "at", "rkd", "fitnet")
 T_RANGE = (1.0, 10.0)

@@ -11,13 +11,17 @@ LABELS_FILE = "labels.txt"
 PREPROCESS_FILE = "preprocess.json"
 
 
-def preprocess_document(spec: PreprocessSpec, artifacts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {"schema": SCHEMA, **spec.to_dict(), "labels": LABELS_FILE, "output": "logits", "artifacts": artifacts}
+def preprocess_document(spec: PreprocessSpec, artifacts: dict[str, dict[str, Any]],
+                        task_extra: dict[str, Any]) -> dict[str, Any]:
+    """preprocess.json: the recipe, what the task adds (a classifier's ``output``, a detector's decoding), and
+    each file's I/O entry."""
+    return {"schema": SCHEMA, **spec.to_dict(), "labels": LABELS_FILE, **task_extra, "artifacts": artifacts}
 
 
-def embedded_document(spec: PreprocessSpec, classes: list[str], name: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """What travels inside one file: the recipe, its own I/O entry and the class names."""
-    return {"schema": SCHEMA, **spec.to_dict(), "output": "logits", "classes": classes, "artifact": name, **entry}
+def embedded_document(spec: PreprocessSpec, classes: list[str], name: str, entry: dict[str, Any],
+                      task_extra: dict[str, Any]) -> dict[str, Any]:
+    """What travels inside one file: the recipe, what the task adds, its own I/O entry and the class names."""
+    return {"schema": SCHEMA, **spec.to_dict(), **task_extra, "classes": classes, "artifact": name, **entry}
 
 
 def labels_text(classes: list[str]) -> str:

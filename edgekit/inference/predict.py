@@ -57,15 +57,17 @@ def predict(model: Path, images: list[Path], score: float | None = None, iou: fl
     decoded = [(p, read_image(p)) for p in images]  # every image checked before any work
     recipe = load_recipe(path)
     results = []
+    from edgekit.bench.runtimes import open_runner
+
+    runner = _open(lambda: open_runner(path, recipe.entry, 1), path)
     if recipe.detection is not None:
         from edgekit.detect.postprocess import decode
-        from edgekit.detect.runtimes import DetectionRunner
 
         det = recipe.detection
-        runner = _open(lambda: DetectionRunner(path, recipe.entry), path)
         height, width = recipe.spec.size
         for p, im in decoded:
-            scores, boxes = runner(_input(recipe, im))
+            outputs = runner.outputs(_input(recipe, im))
+            scores, boxes = outputs["scores"], outputs["boxes"]
             found = decode(scores[0].T, boxes[0].T, width, list(det["strides"]),
                            det["score_threshold"] if score is None else score, det["iou_threshold"] if iou is None else iou)
             sx, sy = im.width / width, im.height / height
@@ -74,9 +76,6 @@ def predict(model: Path, images: list[Path], score: float | None = None, iou: fl
                  "box": [round(d["box"][0] * sx, 1), round(d["box"][1] * sy, 1), round(d["box"][2] * sx, 1),
                          round(d["box"][3] * sy, 1)]} for d in found]})
         return path, recipe, results
-    from edgekit.bench.runtimes import open_runner
-
-    runner = _open(lambda: open_runner(path, recipe.entry, 1), path)
     for p, im in decoded:
         probs = _softmax(runner(_input(recipe, im))[0].astype(np.float64))
         order = np.argsort(-probs)[:top]

@@ -11,11 +11,19 @@ from safetensors.torch import load_file
 from edgekit.models.builders import build_model
 from edgekit.models.checkpoint import WEIGHTS, load_state, read_spec
 from edgekit.models.user_weights import load_exported
+from edgekit.pipeline.runner import stage_dir
 from edgekit.quantize import pt2e
 
 EXPORTED_TEACHER = "model.pt2"
 ONNX_TEACHER = "model.onnx"
 ENSEMBLE_FILE = "ensemble.json"  # an ensemble teacher: member 1 in the folder itself, member i in member-<i>/
+GUIDE = "guide"  # in the distill stage: the assistant or generation the student last learned from
+
+
+def guide_folder(out: Path) -> Path:
+    """Where the model the student last learned from lies: the distill stage's guide/, else the teacher stage."""
+    guide = stage_dir(out, "distill") / GUIDE
+    return guide if guide.is_dir() else stage_dir(out, "teacher")
 
 
 def member_dir(teacher_dir: Path, index: int) -> Path:

@@ -10,24 +10,19 @@ from typing import TYPE_CHECKING, Any
 from edgekit.bench.budgets import merge_budgets
 from edgekit.bench.targets import load_target
 from edgekit.config import Settings
-from edgekit.data.image_folder import check_image_folder
 from edgekit.errors import EdgekitError
 from edgekit.models.user_weights import check_teacher_file
+from edgekit.tasks import get_task
 
 if TYPE_CHECKING:
-    from edgekit.stages.common import StageContext
+    from edgekit.stages.context import StageContext
 
 # The stage modules import torch, torchvision, onnx and the converters; they are imported only once the
 # checks that need none of them have passed (``quick_checks``), so a typo fails in a fraction of a second.
 ORDER = ("teacher", "distill", "quantize", "export", "benchmark")
 
 
-def stage_functions(task: str = "classify") -> dict[str, Callable[[Any], dict[str, Any]]]:
-    if task == "detect":
-        from edgekit.detect import stage_benchmark, stage_distill, stage_export, stage_quantize, stage_teacher
-
-        return {"teacher": stage_teacher.run, "distill": stage_distill.run, "quantize": stage_quantize.run,
-                "export": stage_export.run, "benchmark": stage_benchmark.run}
+def stage_functions() -> dict[str, Callable[[Any], dict[str, Any]]]:
     from edgekit.stages import benchmark, distill, export, quantize, teacher
 
     return {"teacher": teacher.run, "distill": distill.run, "quantize": quantize.run, "export": export.run,
@@ -56,48 +51,15 @@ def quick_checks(settings: Settings, out: Path, stages: list[str]) -> None:
             from edgekit.device.measure import check_reachable
 
             check_reachable(parse_device(settings.device))
-    if settings.task == "detect":
-        from edgekit.detect.loading import quick_check_detection_data
-
-        quick_check_detection_data(settings.data, settings.images)
-        if "teacher" in stages:
-            from edgekit.detect.teacher_archs import check_detection_teacher_arch
-
-            check_detection_teacher_arch(settings.teacher_arch, settings.teacher)
-    elif settings.data is not None:
-        check_image_folder(Path(settings.data))
+    get_task(settings.task).quick_check(settings, stages)
     if "teacher" in stages and settings.teacher is not None:
         check_teacher_file(Path(settings.teacher))
 
 
-def preflight_detect(ctx: Any, stages: list[str]) -> None:
-    """Detection: decoding the data validates every image and label file; a teacher file is read and matched."""
-    quick_checks(ctx.settings, ctx.out, stages)
-    data, _ = ctx.data()
-    if "teacher" in stages and ctx.settings.teacher is not None:
-        from edgekit.detect.user_teacher import load_user_detector
-
-        load_user_detector(Path(ctx.settings.teacher), len(data.classes), ctx.settings.teacher_arch)
-
-
 def preflight(ctx: StageContext, stages: list[str]) -> None:
     """Every check that needs no training: paths, data layout, target, architecture names, the teacher file."""
-    if ctx.settings.task == "detect":
-        preflight_detect(ctx, stages)
-        return
-    from edgekit.models.builders import build_model, student_spec
-    from edgekit.models.user_weights import check_teacher_outputs, load_user_teacher
-
-    s = ctx.settings
-    quick_checks(s, ctx.out, stages)
-    if "distill" in stages:
-        student_spec(s.student, s.width, 2)
-    if "teacher" in stages:
-        build_model({"arch": s.teacher_arch, "num_classes": 2})
-    n_classes = len(ctx.data.classes)  # decoding the data validates its layout and every image
-    if "teacher" in stages and s.teacher is not None:
-        model, _ = load_user_teacher(Path(s.teacher), s.teacher_arch, n_classes)  # reads and matches the weights
-        check_teacher_outputs(model, ctx.eval_split()[0][:2], n_classes, s.teacher)
+    quick_checks(ctx.settings, ctx.out, stages)
+    ctx.task.check_models(ctx, stages)  # decodes the data too, which validates every image and label file
 
 
 def forced_stages(stages: list[str], force: bool, force_stage: str | None) -> set[str]:
@@ -115,7 +77,7 @@ def run_chain(ctx: StageContext, stages: list[str], forced: set[str] | None = No
     preflight(ctx, stages)
     from edgekit.pipeline.distributed import TRAINING_STAGES, world
 
-    functions = stage_functions(ctx.settings.task)
+    functions = stage_functions()
     records = {}
     for name in stages:
         if not world().main and name not in TRAINING_STAGES:

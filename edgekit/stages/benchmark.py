@@ -17,7 +17,7 @@ from edgekit import __version__
 from edgekit.bench.final_report import REPORT_SCHEMA
 from edgekit.bench.latency import measure_interleaved
 from edgekit.bench.op_profile import onnx_op_times
-from edgekit.bench.runtimes import LiteRTRunner, open_runner
+from edgekit.bench.runtimes import open_runner
 from edgekit.bench.size_breakdown import tflite_bytes
 from edgekit.bench.targets import load_target
 from edgekit.bench.versions import host_info, library_versions
@@ -31,13 +31,12 @@ from edgekit.export.guarded import FAILED_FILES, error_text, retry_failed
 from edgekit.pipeline.atomic import write_json_atomic
 from edgekit.pipeline.fingerprint import file_sha256
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
-from edgekit.stages.common import StageContext
-from edgekit.stages.export import reference_predictions
+from edgekit.models.predictions import load_outputs
+from edgekit.stages.context import StageContext
 
-VERSION = "7"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved; 6: until enough quiet rounds; 7: ONNX sessions with session.x64quantprecision
+VERSION = "8"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved; 6: until enough quiet rounds; 7: ONNX sessions with session.x64quantprecision; 8: one chain for every task
 EVAL_CHUNK = 256
 MEASUREMENTS = "measurements.json"
-RUNTIMES = {"onnx": "onnxruntime", "tflite": "ai-edge-litert"}
 
 
 def host_threads(requested: int | None, target: dict[str, Any]) -> int:
@@ -51,22 +50,24 @@ def host_threads(requested: int | None, target: dict[str, Any]) -> int:
 
 
 def _artifact_row(ctx: StageContext, art_dir: Path, row: dict[str, Any], entry: dict[str, Any], threads: int,
-                  x: np.ndarray, y: np.ndarray, reference: dict[str, np.ndarray]
+                  x: np.ndarray, reference: dict[str, dict[str, np.ndarray]]
                   ) -> tuple[dict[str, Any], Callable[[], object]]:
     """Everything but latency for one artifact, and the single-image call that latency times."""
+    task, data = ctx.task, ctx.data
     path = art_dir / row["name"]
     runner = open_runner(path, entry, threads)
-    predicted = np.empty(len(x), dtype=np.int64)
+    parts = []
     with progress_bar() as bar:
-        task = bar.add_task(f"benchmark {row['name']}", total=len(x), info="accuracy")
+        progress = bar.add_task(f"benchmark {row['name']}", total=len(x), info=task.metric.name)
         for i in range(0, len(x), EVAL_CHUNK):
-            predicted[i:i + EVAL_CHUNK] = runner(x[i:i + EVAL_CHUNK]).argmax(1)
-            bar.update(task, advance=len(x[i:i + EVAL_CHUNK]))
-    single = runner.prepared_single(x) if isinstance(runner, LiteRTRunner) else x[:1]
-    call = (lambda: runner.invoke_one(single)) if isinstance(runner, LiteRTRunner) else (lambda: runner(single))
-    out = {**row, "runtime": RUNTIMES[row["format"]], "path": f"artifacts/{row['name']}", "bytes": path.stat().st_size,
-           "sha256": file_sha256(path), "accuracy": float(np.mean(predicted == y)),
-           "agreement": float(np.mean(predicted == reference[row["precision"]])),
+            parts.append(runner.outputs(x[i:i + EVAL_CHUNK]))
+            bar.update(progress, advance=len(x[i:i + EVAL_CHUNK]))
+    outputs = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    scores = task.score(data, data.eval_split, outputs)
+    single = runner.prepared_single(x)
+    out = {**row, "runtime": runner.runtime, "path": f"artifacts/{row['name']}", "bytes": path.stat().st_size,
+           "sha256": file_sha256(path), **scores, "accuracy": scores[task.metric.key],
+           "agreement": task.agreement(data, outputs, reference[row["precision"]]),
            "agreement_reference": "PyTorch FP32 student" if row["precision"] == "fp32" else "PyTorch INT8 (PT2E converted)",
            "input_dtype": entry["input_dtype"], "layout": entry["layout"]}
     out["graph"] = summarize(graph_ops(path))
@@ -74,7 +75,7 @@ def _artifact_row(ctx: StageContext, art_dir: Path, row: dict[str, Any], entry: 
         out["size_breakdown"] = tflite_bytes(path)
     else:
         out["host_op_ms"] = onnx_op_times(path, x[:1], threads)
-    return out, call
+    return out, lambda: runner.run_prepared(single)
 
 
 def add_latencies(ctx: StageContext, rows: list[dict[str, Any]], calls: dict[str, Callable[[], object]],
@@ -90,18 +91,20 @@ def add_latencies(ctx: StageContext, rows: list[dict[str, Any]], calls: dict[str
                               f"p50 {row['latency_ms']['p50']:.3f} ms ({threads} threads)")
 
 
-def teacher_graph(teacher_dir: Path, example: torch.Tensor) -> dict[str, Any] | None:
+def teacher_graph(ctx: StageContext, example: torch.Tensor) -> dict[str, Any] | None:
     """The teacher's operator summary (through a temporary ONNX export), so reports can place it on the target."""
     import tempfile
 
     from edgekit.export.onnx_format import export_onnx
-    from edgekit.models.stage_models import ONNX_TEACHER, load_teacher
+    from edgekit.models.stage_models import ONNX_TEACHER
 
+    teacher_dir = stage_dir(ctx.out, "teacher")
     if (teacher_dir / ONNX_TEACHER).is_file():
         return summarize(graph_ops(teacher_dir / ONNX_TEACHER))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            export_onnx(load_teacher(teacher_dir), example, Path(tmp) / "teacher.onnx", {})
+            export_onnx(ctx.task.load_teacher(teacher_dir), example, Path(tmp) / "teacher.onnx", {},
+                        output_names=list(ctx.task.output_names))
             return summarize(graph_ops(Path(tmp) / "teacher.onnx"))
     except Exception:  # noqa: BLE001 - an architecture the exporter cannot take only loses the teacher's plot point
         return None
@@ -110,22 +113,27 @@ def teacher_graph(teacher_dir: Path, example: torch.Tensor) -> dict[str, Any] | 
 def build_measurements(ctx: StageContext, artifacts: list[dict[str, Any]], threads: int) -> dict[str, Any]:
     records = {name: read_stage(ctx.out, name) for name in ("teacher", "distill", "quantize", "export")}
     teacher, student, quant = (records[k]["result"] for k in ("teacher", "distill", "quantize"))
-    data = ctx.data
+    data, task = ctx.data, ctx.task
+    keys = (task.metric.key, *task.metric.also)
+
+    def scores(result: dict[str, Any]) -> dict[str, Any]:
+        return {"accuracy": result[task.metric.key], **{k: result[k] for k in keys}}
+
     return {
         "schema": REPORT_SCHEMA,
         "edgekit_version": __version__,
+        **task.report_fields(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": {**host_info(), "threads": threads},
         "data": {"source": data.source, "classes": data.classes, "eval_split": data.eval_split, "counts": data.counts(),
                  "skipped_images": len(data.skipped), "skipped": data.skipped[:100]},
-        "teacher": {"arch": teacher["arch"], "source": teacher["source"], "params": teacher["params"],
-                    "accuracy": teacher["accuracy"]},
+        "teacher": {"arch": teacher["arch"], "source": teacher["source"], "params": teacher["params"], **scores(teacher)},
         "students": [
             {"name": "student_fp32", "arch": student["arch"], "width": student["width"], "params": student["params"],
-             "accuracy": student["accuracy"], "temperature": student["temperature"], "alpha": student["alpha"],
-             "method": student.get("method", "kd"), "alpha_convention": "weight of the teacher terms"},
+             **scores(student), "temperature": student["temperature"], "alpha": student["alpha"],
+             "method": student.get("method", "kd"), "alpha_convention": task.alpha_convention},
             {"name": "student_int8_pytorch", "arch": student["arch"], "method": quant["method"],
-             "teacher_guided": quant["teacher_guided"], "params": student["params"], "accuracy": quant["accuracy"]},
+             "teacher_guided": quant["teacher_guided"], "params": student["params"], **scores(quant)},
         ],
         "teacher_to_student_params": student["teacher_to_student_params"],
         "artifacts": artifacts,
@@ -182,21 +190,20 @@ def measure_artifacts(ctx: Any, export_record: dict[str, Any], measure_one: Meas
 def run(ctx: StageContext) -> dict[str, Any]:
     s = ctx.settings
     export_record = read_stage(ctx.out, "export")
-    target = load_target(s.target)
-    threads = host_threads(s.threads, target)
+    threads = host_threads(s.threads, load_target(s.target))
     art_dir = stage_dir(ctx.out, "export")
     inputs = {"data": ctx.data.identity, "artifacts": art_dir, "distill": stage_dir(ctx.out, "distill"),
               "quantize": stage_dir(ctx.out, "quantize"), "host_threads": str(threads)}
 
     def body(folder: Path) -> dict[str, Any]:
         preprocess = json.loads((art_dir / PREPROCESS_FILE).read_text(encoding="utf-8"))
-        x_t, y_t = ctx.eval_split()
-        reference = reference_predictions(ctx.out)
-        x, y = x_t.numpy(), y_t.numpy()
+        x_t = ctx.eval_images()
+        reference = {"fp32": load_outputs(stage_dir(ctx.out, "distill")), "int8": load_outputs(stage_dir(ctx.out, "quantize"))}
+        x = x_t.numpy()
         rows = measure_artifacts(ctx, export_record, lambda base: _artifact_row(
-            ctx, art_dir, base, preprocess["artifacts"][base["name"]], threads, x, y, reference), threads)
-        return save_measurements(folder, build_measurements(ctx, rows, threads),
-                                 teacher_graph(stage_dir(ctx.out, "teacher"), x_t[:1]))
+            ctx, art_dir, base, preprocess["artifacts"][base["name"]], threads, x, reference), threads,
+            ctx.task.metric.name)
+        return save_measurements(folder, build_measurements(ctx, rows, threads), teacher_graph(ctx, x_t[:1]))
 
     return run_stage("benchmark", VERSION, stage_params(s, "benchmark"), inputs, ctx.out, body,
                      force=ctx.force or retry_failed(ctx.out, "benchmark", ctx.console), console=ctx.console)

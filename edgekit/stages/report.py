@@ -12,7 +12,7 @@ from edgekit.device.measure import measure_on_device
 from edgekit.export.guarded import failure_lines
 from edgekit.pipeline.runner import stage_dir
 from edgekit.stages.benchmark import MEASUREMENTS
-from edgekit.stages.common import StageContext
+from edgekit.stages.context import StageContext
 
 
 def run(ctx: StageContext) -> dict[str, Any]:

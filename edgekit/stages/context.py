@@ -1,0 +1,53 @@
+"""What every stage function receives: the settings, the task, the run folder, and how to report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from edgekit.config import Settings
+from edgekit.data.preprocess import PreprocessSpec
+from edgekit.tasks import get_task
+from edgekit.tasks.base import Task, TaskData
+
+
+@dataclass
+class StageContext:
+    settings: Settings
+    out: Path
+    force: bool = False
+    console: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+
+    @property
+    def task(self) -> Task:
+        return get_task(self.settings.task)
+
+    @property
+    def data(self) -> TaskData:
+        """The task's data, decoded once per process (every stage of one ``compress`` shares the arrays)."""
+        return self.task.load_data(self.settings)
+
+    @property
+    def spec(self) -> PreprocessSpec:
+        s = self.settings
+        return PreprocessSpec(size=(s.size, s.size), mean=tuple(s.mean), std=tuple(s.std))
+
+    def images(self, split: str) -> torch.Tensor:
+        return self.data.images(split, self.spec)
+
+    def targets(self, split: str) -> Any:
+        return self.task.targets(self.data, split)
+
+    def split(self, name: str) -> tuple[torch.Tensor, Any]:
+        """A split's preprocessed images and its targets."""
+        return self.images(name), self.targets(name)
+
+    def eval_split(self) -> tuple[torch.Tensor, Any]:
+        return self.split(self.data.eval_split)
+
+    def eval_images(self) -> torch.Tensor:
+        return self.images(self.data.eval_split)

@@ -1,0 +1,250 @@
+"""Object detection: a TinyDetector student learns from a wider TinyDetector (or the user's FCOS) teacher by
+score KD, box imitation and neck-feature imitation; the metric is COCO mAP50 (and mAP50-95).
+
+Files have two outputs, ``scores`` [1, C, A] and ``boxes`` [1, 4, A] (channel-major); preprocess.json gains a
+``detection`` section with what an app needs to decode them. Torch and the model code are imported inside
+the methods, so the CLI reads this class's defaults and checks before any of them load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgekit.detect.postprocess import DEFAULT_IOU, DEFAULT_SCORE
+from edgekit.errors import EdgekitError
+from edgekit.tasks.base import Metric, Outputs, Task, Trained
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgekit.config import Settings
+    from edgekit.detect.data import DetectionData
+    from edgekit.stages.context import StageContext
+
+STUDENT_NECK = 48
+SCORE_EPS = 1e-4
+OUTPUTS = ("scores", "boxes")
+
+
+def kd_loss(alpha: float, temperature: float, teacher_neck: int) -> Any:
+    """``alpha`` weighs the distillation terms and ``1 - alpha`` the ground-truth loss; alpha 0 trains from scratch."""
+    from edgekit.detect.losses import DetectionKD
+
+    return DetectionKD(STUDENT_NECK, teacher_neck, temperature=temperature, gt_weight=1.0 - alpha,
+                       weights={"score_kd": alpha, "box_imitation": alpha, "feature": alpha})
+
+
+def _ground_truth(student: dict, _teacher: dict | None, targets: Any) -> tuple[Any, dict[str, float]]:
+    """The teacher's loss: focal (quality) class loss and GIoU against the labels."""
+    from edgekit.detect.losses import ground_truth_loss
+
+    return ground_truth_loss(student, targets)
+
+
+def _location_major(outputs: Outputs) -> tuple[np.ndarray, np.ndarray]:
+    return outputs["scores"].transpose(0, 2, 1), outputs["boxes"].transpose(0, 2, 1)
+
+
+def _prepared_outputs(model: Any, x: torch.Tensor) -> dict[str, Any]:
+    """A prepared QAT graph returns what the files return (sigmoid scores, box distances, channel-major): the
+    student's logits are recovered from its fake-quantized scores. It exposes no neck features."""
+    import torch
+
+    scores, boxes = model(x)
+    logits = torch.logit(scores.transpose(1, 2).clamp(SCORE_EPS, 1 - SCORE_EPS))
+    return {"logits": logits, "boxes": boxes.transpose(1, 2), "features": None}
+
+
+class DetectionTask(Task):
+    name = "detect"
+    metric = Metric(key="map50", name="mAP50", also=("map50_95",), names={"map50_95": "mAP50-95"},
+                    agreement="F1 of matching the file's detections to PyTorch's (same class, IoU >= 0.5) at "
+                              f"score {DEFAULT_SCORE}, NMS IoU {DEFAULT_IOU}")
+    output_names = OUTPUTS
+    alpha_convention = "weight of the distillation terms (score KD, box and feature imitation)"
+    # Batch 16 and AdamW at 0.02 (one-cycle): a scratch x0.35 student on the built-in scenes reached mAP50 0.86 in
+    # 10 epochs, against 0.26 in 6 epochs at batch 32 and 0.004 (benchmarks/results/detect_scenes.md).
+    defaults = {"size": 96, "batch_size": 16, "teacher_epochs": 12, "teacher_lr": 0.02, "distill_epochs": 10,
+                "distill_lr": 0.02, "qat_epochs": 1, "qat_lr": 0.002, "temperature": 2.0, "alpha": 0.5}
+    # classification's student and method settings; flips are always on (scenes and photos may mirror)
+    ignored_keys = frozenset({"student", "method", "teacher_layers", "student_layers", "assistants", "generations",
+                              "hflip"})
+
+    def quick_check(self, settings: Settings, stages: list[str]) -> None:
+        from edgekit.detect.loading import quick_check_detection_data
+        from edgekit.detect.teacher_archs import check_detection_teacher_arch
+
+        quick_check_detection_data(settings.data, settings.images)
+        if "teacher" in stages:
+            check_detection_teacher_arch(settings.teacher_arch, settings.teacher)
+
+    def validate(self, settings: Settings) -> None:
+        if settings.nproc > 1:
+            raise EdgekitError("detection trains on one process", "leave --nproc out")
+        if settings.method != "kd":
+            raise EdgekitError(f"detection distils with kd only, got --method {settings.method}", "leave --method out")
+
+    def load_data(self, settings: Settings) -> DetectionData:
+        from edgekit.detect.loading import load_detection
+
+        return load_detection(settings.data, settings.images, settings.size, settings.seed, settings.skip_bad_images)[0]
+
+    def targets(self, data: DetectionData, split: str) -> Any:
+        return data.splits[split]
+
+    def check_models(self, ctx: StageContext, stages: list[str]) -> None:
+        classes = len(ctx.data.classes)  # decoding validates every image and label file
+        if "teacher" in stages and ctx.settings.teacher is not None:
+            from edgekit.detect.user_teacher import load_user_detector
+
+            load_user_detector(Path(ctx.settings.teacher), classes, ctx.settings.teacher_arch)
+
+    # --- models ---------------------------------------------------------------------------------------
+    def train_teacher(self, ctx: StageContext, folder: Path, seed: int, label: str) -> Trained:
+        """A wider and deeper TinyDetector from the labels."""
+        import torch
+
+        from edgekit.detect.user_teacher import TEACHER
+
+        s = ctx.settings
+        torch.manual_seed(seed)
+        model = self.build_model({"num_classes": len(ctx.data.classes), **TEACHER})
+        model.train()
+        history = self._train(ctx, model, _ground_truth, None, epochs=s.teacher_epochs, lr=s.teacher_lr, seed=seed,
+                              stage=label)
+        model.eval()
+        self.save_model(model, folder, {})
+        return Trained(model, history, {"source": "trained", "arch": self._arch(model)})
+
+    def load_user_teacher(self, ctx: StageContext, path: Path, folder: Path) -> Trained:
+        from edgekit.detect.user_teacher import load_user_detector
+
+        model = load_user_detector(path, len(ctx.data.classes), ctx.settings.teacher_arch)
+        self.save_model(model, folder, {})
+        return Trained(model, [], {"source": f"file {path}", "arch": self._arch(model)})
+
+    @staticmethod
+    def _arch(model: Any) -> str:
+        from edgekit.detect.evaluate import describe
+
+        return describe(model)
+
+    def load_teacher(self, folder: Path) -> torch.nn.Module:
+        from edgekit.detect.evaluate import load_detector
+
+        return load_detector(folder)
+
+    def load_student(self, folder: Path) -> torch.nn.Module:
+        from edgekit.detect.evaluate import load_detector
+
+        return load_detector(folder)
+
+    def save_model(self, model: Any, folder: Path, spec: dict[str, Any]) -> None:
+        from edgekit.detect.evaluate import save_detector
+
+        save_detector(model, folder)
+
+    def describe(self, model: Any, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+        from edgekit.detect.evaluate import spec_summary
+
+        return {**spec_summary(model), **({"arch": "tiny_detector"} if spec is not None else {})}
+
+    def student_chain(self, ctx: StageContext, teacher_params: int) -> list[tuple[str, dict[str, Any]]]:
+        return [("distill", {"num_classes": len(ctx.data.classes), "width": ctx.settings.width, "neck": STUDENT_NECK})]
+
+    def build_model(self, spec: dict[str, Any]) -> torch.nn.Module:
+        from edgekit.detect.tiny_detector import DetectorSpec, TinyDetector
+
+        return TinyDetector(DetectorSpec(**spec))
+
+    # --- training -------------------------------------------------------------------------------------
+    def _train(self, ctx: StageContext, model: Any, loss: Any, teacher: Any, *, epochs: int, lr: float, seed: int,
+               stage: str, **kw: Any) -> list[dict[str, float]]:
+        from edgekit.detect.train import train_detector
+
+        s = ctx.settings
+        split = ctx.targets("train")
+        return train_detector(model, ctx.images("train"), split.boxes, split.labels, num_classes=len(ctx.data.classes),
+                              loss_fn=loss, epochs=epochs, lr=lr, batch_size=s.batch_size, seed=seed, stage=stage,
+                              teacher=teacher, extra_params=list(getattr(loss, "parameters", list)()), **kw)
+
+    def distill(self, ctx: StageContext, model: Any, teacher: Any, teacher_layers: list[str], label: str) -> Trained:
+        from edgekit.detect.user_teacher import TEACHER
+
+        s = ctx.settings
+        loss = kd_loss(s.alpha, s.temperature, teacher.spec.neck if teacher is not None else TEACHER["neck"])
+        history = self._train(ctx, model, loss, teacher, epochs=s.distill_epochs, lr=s.distill_lr, seed=s.seed,
+                              stage=label)
+        return Trained(model, history)
+
+    def train_qat(self, ctx: StageContext, prepared: Any, teacher: Any) -> list:
+        """Score KD and box imitation keep guiding; feature imitation is off (the graph exposes only its outputs)."""
+        from edgekit.detect.user_teacher import TEACHER
+
+        s = ctx.settings
+        loss = kd_loss(s.alpha, s.temperature, TEACHER["neck"])
+        loss.weights["feature"] = 0.0
+        return self._train(ctx, prepared, loss, teacher, epochs=s.qat_epochs, lr=s.qat_lr, seed=s.seed + 1,
+                           stage="quantize (QAT)", forward=_prepared_outputs)
+
+    # --- outputs and the metric ---------------------------------------------------------------------------
+    def outputs(self, model: Any, x: torch.Tensor) -> Outputs:
+        from edgekit.detect.evaluate import raw_outputs
+
+        scores, boxes = raw_outputs(model, x)  # location-major
+        return {"scores": scores.transpose(0, 2, 1), "boxes": boxes.transpose(0, 2, 1)}
+
+    def score(self, data: DetectionData, split: str, outputs: Outputs) -> dict[str, float]:
+        from edgekit.detect.evaluate import map_from_raw
+
+        return map_from_raw(data, split, *_location_major(outputs))
+
+    def _app_detections(self, data: DetectionData, outputs: Outputs) -> list:
+        from edgekit.detect.train import detections
+
+        return detections(*_location_major(outputs), data.size, DEFAULT_SCORE, DEFAULT_IOU)
+
+    def agreement(self, data: DetectionData, outputs: Outputs, reference: Outputs) -> float:
+        from edgekit.detect.agreement import detection_agreement
+
+        n = len(outputs["scores"])
+        return detection_agreement(self._app_detections(data, outputs),
+                                   self._app_detections(data, {k: v[:n] for k, v in reference.items()}))
+
+    # --- files ----------------------------------------------------------------------------------------
+    def io_entry(self, path: Path, classes: list[str]) -> dict[str, Any]:
+        from edgekit.bench.runtimes import onnx_io, tflite_io, tflite_output_shapes
+
+        if path.suffix == ".onnx":
+            return onnx_io(path)
+        # which is which: the scores have one column per class, the boxes four (same width: the first is scores)
+        widths = [shape[1] for shape in tflite_output_shapes(path)]
+        order = sorted(range(len(widths)), key=lambda i: (widths[i] != len(classes), i))
+        return tflite_io(path, order, OUTPUTS)
+
+    def parity(self, outputs: Outputs, reference: Outputs) -> tuple[dict[str, Any], str]:
+        n = len(outputs["scores"])
+        extra = {"parity_images": n,
+                 "parity_max_score_diff": float(np.abs(outputs["scores"] - reference["scores"][:n]).max()),
+                 "parity_max_box_diff": float(np.abs(outputs["boxes"] - reference["boxes"][:n]).max())}
+        return extra, (f"max |score - PyTorch| {extra['parity_max_score_diff']:.4f}, "
+                       f"max |box - PyTorch| {extra['parity_max_box_diff']:.4f}")
+
+    def document_extra(self, classes: list[str]) -> dict[str, Any]:
+        from edgekit.detect.tiny_detector import STRIDES
+
+        return {"detection": {
+            "task": "detect", "outputs": list(OUTPUTS), "output_layout": "[batch, channels, locations]",
+            "strides": list(STRIDES),
+            "grid": "per stride, row-major cells; centre = ((col + 0.5) * stride, (row + 0.5) * stride) in input pixels",
+            "box_encoding": "ltrb: distances from the cell centre to the left, top, right, bottom sides, in strides",
+            "scores": f"sigmoid, one column per class ({len(classes)})",
+            "score_threshold": DEFAULT_SCORE, "iou_threshold": DEFAULT_IOU, "nms": "class-wise, greedy"}}
+
+    def report_fields(self) -> dict[str, Any]:
+        m = self.metric
+        return {"task": self.name, "metric": {"key": m.key, "name": m.name, "also": list(m.also),
+                                              "agreement": m.agreement}}
