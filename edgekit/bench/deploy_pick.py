@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# The agreement with its PyTorch counterpart an artifact needs to be recommended. Classification: top-1
-# agreement. Detection: the F1 of matching detections at the app's thresholds, where a score near the
-# threshold or an NMS tie flips a detection in or out; INT8 files of the default run measured 0.985.
-PARITY_GATES = {"classify": 0.99, "detect": 0.95}
+# The agreement with its PyTorch counterpart an artifact needs to be recommended, unless the task's own gate
+# is in the measurements (Task.parity_gate, tasks/*.py): top-1 agreement for a classifier.
+DEFAULT_PARITY_GATE = 0.99
 FAILED_TO = {"export": "failed to export", "benchmark": "failed to load and run in its runtime"}
 
 
@@ -57,12 +56,11 @@ def _left_out(artifact: dict[str, Any], gate: float) -> str | None:
     return None
 
 
-def pick_deployable(artifacts: list[dict[str, Any]], runtime: str, task: str = "classify",
+def pick_deployable(artifacts: list[dict[str, Any]], runtime: str, gate: float = DEFAULT_PARITY_GATE,
                     target: str = "the target") -> dict[str, Any]:
     """The fastest artifact on the target that passes every budget and the parity gate (a file whose agreement
     was not measured is not held to it); files for the target's own runtime first, since that is the runtime
     the estimate is calibrated on. ``why`` says which rule picked it and which files were left out."""
-    gate = PARITY_GATES[task]
     left_out = {a["name"]: reason for a in artifacts if (reason := _left_out(a, gate))}
     candidates = [a for a in artifacts if a["name"] not in left_out]
     excluded = "; ".join(left_out.values())

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bench.budgets import check_budgets, failure_lines, merge_budgets
-from edgekit.bench.deploy_pick import pick_deployable
+from edgekit.bench.deploy_pick import DEFAULT_PARITY_GATE, pick_deployable
 from edgekit.bench.report_html import write_html
 from edgekit.bench.report_md import render_markdown
 from edgekit.bench.targets import load_target
+from edgekit.bench.threads import thread_counts
 from edgekit.estimate.target_estimate import calibrate, estimate
 from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 
@@ -71,7 +72,7 @@ def assemble(measurements: dict[str, Any], profile: dict[str, Any], threads: int
                                        "target_estimate": estimate(teacher["graph"], cal, threads)}]
     report["target"] = target_section(profile, threads)
     report["budgets"] = budgets
-    report["deploy"] = pick_deployable(artifacts, profile["runtime"]["name"], measurements.get("task", "classify"),
+    report["deploy"] = pick_deployable(artifacts, profile["runtime"]["name"], measurements.get("parity_gate", DEFAULT_PARITY_GATE),
                                        profile["name"])
     return report
 
@@ -94,5 +95,5 @@ def finalize_run(out: Path, measurements_path: Path, target: str, threads: int |
                  device_results: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, Any], list[str]]:
     profile = load_target(target)
     measurements = json.loads(measurements_path.read_text(encoding="utf-8"))
-    report = assemble(measurements, profile, threads or int(profile["runtime"]["threads"]), budget_items, device_results)
+    report = assemble(measurements, profile, thread_counts(threads, profile).target, budget_items, device_results)
     return report, write_reports(out, report)

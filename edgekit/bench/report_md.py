@@ -109,7 +109,8 @@ def _models_section(report: dict[str, Any]) -> list[str]:
                   for s in report["students"]]),
         f"Teacher/student parameters: {report['teacher_to_student_params']}x. "
         f"Distillation: T = {report['students'][0]['temperature']}, alpha = {report['students'][0]['alpha']} "
-        f"(alpha weighs {report['students'][0].get('alpha_convention', 'the soft KD term').replace('weight of ', '')}).",
+        f"(alpha weighs {report['students'][0].get('alpha_convention', 'the soft KD term').replace('weight of ', '')})."
+        + (f" INT8 training loss: {report['students'][1]['loss']}." if report["students"][1].get("loss") else ""),
     ]
 
 

@@ -17,7 +17,7 @@ from edgekit.bench.budgets import merge_budgets
 from edgekit.bench.final_report import REPORT_SCHEMA, assemble, write_reports
 from edgekit.bench.targets import load_target
 from edgekit.bench.versions import host_info, library_versions
-from edgekit.stages.benchmark import host_threads as default_host_threads
+from edgekit.bench.threads import thread_counts
 from edgekit.device.address import Device, parse_device
 from edgekit.device.measure import measure_on_device
 from edgekit.errors import EdgekitError
@@ -70,7 +70,8 @@ def benchmark_file(path: Path, target: str, threads: int | None, budget_items: l
 
         check_reachable(remote)
     fmt, runtime = FORMATS[path.suffix]
-    host_threads = default_host_threads(threads, profile)
+    counts = thread_counts(threads, profile)
+    host_threads = counts.host
     measured = measure_on_device(Device("local"), path, host_threads, runs=runs)
     artifact: dict[str, Any] = {
         "name": path.name, "format": fmt, "precision": graph["precision"], "status": "ok", "runtime": runtime,
@@ -87,7 +88,7 @@ def benchmark_file(path: Path, target: str, threads: int | None, budget_items: l
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "host": {**host_info(), "threads": host_threads}, "artifacts": [artifact],
                     "versions": library_versions()}
-    est_threads = threads or int(profile["runtime"]["threads"])
+    est_threads = counts.target
     device_results = ({path.name: measure_on_device(remote, path, est_threads, runs=runs)} if remote else None)
     report = assemble(measurements, profile, est_threads, budget_items, device_results)
     out.mkdir(parents=True, exist_ok=True)

@@ -37,11 +37,6 @@ def _input(recipe: Recipe, image: Image.Image) -> np.ndarray:
     return recipe.spec.normalize(recipe.spec.resize(image)[None]).numpy()
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max())
-    return e / e.sum()
-
-
 def _open(make: Callable[[], Any], path: Path) -> Any:
     try:
         return make()
@@ -56,29 +51,13 @@ def predict(model: Path, images: list[Path], score: float | None = None, iou: fl
     path = resolve_model(model)
     decoded = [(p, read_image(p)) for p in images]  # every image checked before any work
     recipe = load_recipe(path)
-    results = []
     from edgekit.bench.runtimes import open_runner
+    from edgekit.tasks import get_task
 
+    task = get_task(recipe.task)
     runner = _open(lambda: open_runner(path, recipe.entry, 1), path)
-    if recipe.detection is not None:
-        from edgekit.detect.postprocess import decode
-
-        det = recipe.detection
-        height, width = recipe.spec.size
-        for p, im in decoded:
-            outputs = runner.outputs(_input(recipe, im))
-            scores, boxes = outputs["scores"], outputs["boxes"]
-            found = decode(scores[0].T, boxes[0].T, width, list(det["strides"]),
-                           det["score_threshold"] if score is None else score, det["iou_threshold"] if iou is None else iou)
-            sx, sy = im.width / width, im.height / height
-            results.append({"image": str(p), "detections": [
-                {"class": recipe.classes[d["label"]], "score": round(d["score"], 4),
-                 "box": [round(d["box"][0] * sx, 1), round(d["box"][1] * sy, 1), round(d["box"][2] * sx, 1),
-                         round(d["box"][3] * sy, 1)]} for d in found]})
-        return path, recipe, results
-    for p, im in decoded:
-        probs = _softmax(runner(_input(recipe, im))[0].astype(np.float64))
-        order = np.argsort(-probs)[:top]
-        results.append({"image": str(p), "top": [{"class": recipe.classes[i], "score": round(float(probs[i]), 4)}
-                                                 for i in order]})
+    options = {"score": score, "iou": iou, "top": top, "detection": recipe.detection}
+    results = [{"image": str(p), **task.app_result(runner.outputs(_input(recipe, im)), recipe.classes,
+                                                   (im.width, im.height), recipe.spec.size, options)}
+               for p, im in decoded]
     return path, recipe, results

@@ -23,6 +23,11 @@ class Recipe:
     entry: dict[str, Any]            # the file's I/O: input name, layout, dtypes, quantization, outputs
     detection: dict[str, Any] | None  # strides, thresholds, ... (None: a classifier)
 
+    @property
+    def task(self) -> str:
+        """The task whose decoding the outputs need (tasks/__init__.py names them)."""
+        return self.detection.get("task", "detect") if self.detection is not None else "classify"
+
 
 def resolve_model(path: Path) -> Path:
     """A model file as given, or for a run directory the report's deploy pick (else the INT8 TFLite file)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import traceback
 from datetime import datetime, timezone
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from edgekit.bench.op_profile import onnx_op_times
 from edgekit.bench.runtimes import open_runner
 from edgekit.bench.size_breakdown import tflite_bytes
 from edgekit.bench.targets import load_target
+from edgekit.bench.threads import thread_counts
 from edgekit.bench.versions import host_info, library_versions
 from edgekit.config import as_dict, stage_params
 from edgekit.distill.progress import progress_bar
@@ -37,16 +37,6 @@ from edgekit.stages.context import StageContext
 VERSION = "8"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved; 6: until enough quiet rounds; 7: ONNX sessions with session.x64quantprecision; 8: one chain for every task
 EVAL_CHUNK = 256
 MEASUREMENTS = "measurements.json"
-
-
-def host_threads(requested: int | None, target: dict[str, Any]) -> int:
-    """The target's app thread count, capped at this host's cores less one, unless --threads says otherwise.
-
-    One core stays free for the OS and the timing loop: on a 2-core machine, 2 onnxruntime threads on a
-    sub-millisecond model measured twice as slow as 1 thread and varied by 50 % between runs
-    (benchmarks/results/host_stability.md); 1 thread varied by 3 %.
-    """
-    return requested or max(1, min(int(target["runtime"]["threads"]), (os.cpu_count() or 1) - 1))
 
 
 def _artifact_row(ctx: StageContext, art_dir: Path, row: dict[str, Any], entry: dict[str, Any], threads: int,
@@ -123,6 +113,7 @@ def build_measurements(ctx: StageContext, artifacts: list[dict[str, Any]], threa
         "schema": REPORT_SCHEMA,
         "edgekit_version": __version__,
         **task.report_fields(),
+        "parity_gate": task.parity_gate,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": {**host_info(), "threads": threads},
         "data": {"source": data.source, "classes": data.classes, "eval_split": data.eval_split, "counts": data.counts(),
@@ -133,7 +124,9 @@ def build_measurements(ctx: StageContext, artifacts: list[dict[str, Any]], threa
              **scores(student), "temperature": student["temperature"], "alpha": student["alpha"],
              "method": student.get("method", "kd"), "alpha_convention": task.alpha_convention},
             {"name": "student_int8_pytorch", "arch": student["arch"], "method": quant["method"],
-             "teacher_guided": quant["teacher_guided"], "params": student["params"], **scores(quant)},
+             "teacher_guided": quant["teacher_guided"], **({"loss": quant["loss"]} if quant.get("loss") else {}),
+             "params": student["params"],
+             **scores(quant)},
         ],
         "teacher_to_student_params": student["teacher_to_student_params"],
         "artifacts": artifacts,
@@ -190,7 +183,7 @@ def measure_artifacts(ctx: Any, export_record: dict[str, Any], measure_one: Meas
 def run(ctx: StageContext) -> dict[str, Any]:
     s = ctx.settings
     export_record = read_stage(ctx.out, "export")
-    threads = host_threads(s.threads, load_target(s.target))
+    threads = thread_counts(s.threads, load_target(s.target)).host
     art_dir = stage_dir(ctx.out, "export")
     inputs = {"data": ctx.data.identity, "artifacts": art_dir, "distill": stage_dir(ctx.out, "distill"),
               "quantize": stage_dir(ctx.out, "quantize"), "host_threads": str(threads)}

@@ -60,6 +60,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         ctx.console.print(f"quantize: {s.quant_method.upper()} INT8 (PyTorch) {data.eval_split} {task.format_scores(scores)}")
         return {**scores, "split": data.eval_split, "method": s.quant_method, "images_seen": images,
                 "teacher_guided": s.quant_method == "qat" and s.alpha > 0, "calibration": calibration,
+                "loss": task.qat_loss(s) if s.quant_method == "qat" else None,
                 "history": history}
 
     return run_stage("quantize", VERSION, stage_params(s, "quantize"), inputs, ctx.out, body,

@@ -22,9 +22,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
     device_results = None
     if s.device:
         from edgekit.bench.targets import load_target
+        from edgekit.bench.threads import thread_counts
 
         device = parse_device(s.device)
-        threads = s.threads or int(load_target(s.target)["runtime"]["threads"])
+        threads = thread_counts(s.threads, load_target(s.target)).target
         device_results = {}
         for a in measurements["artifacts"]:
             if a["status"] == "ok":

@@ -70,6 +70,7 @@ class Task(ABC):
     output_names: ClassVar[tuple[str, ...]]       # the files' outputs, in order
     alpha_convention: ClassVar[str]               # what --alpha weighs, as the report says it
     tunable: ClassVar[bool] = False               # `edgekit tune` can search its distillation methods
+    parity_gate: ClassVar[float]                  # the agreement a file needs to be recommended for deployment
 
     # --- checks and data ------------------------------------------------------------------------------
     @abstractmethod
@@ -138,6 +139,10 @@ class Task(ABC):
     def train_qat(self, ctx: StageContext, prepared: torch.nn.Module, teacher: torch.nn.Module | None) -> list:
         """Quantization-aware training of a prepared PT2E graph, guided by the teacher; returns the history."""
 
+    @abstractmethod
+    def qat_loss(self, settings: Settings) -> str:
+        """Which loss QAT trains with, and why, as the report says it."""
+
     def calibration_labels(self, ctx: StageContext) -> torch.Tensor | None:
         """Labels of the training split, so the calibration record can count each class (None: not counted)."""
         return None
@@ -171,6 +176,12 @@ class Task(ABC):
     def document_extra(self, classes: list[str]) -> dict[str, Any]:
         """What preprocess.json (and each file's embedded copy) says beyond the recipe, e.g. how to decode."""
         return {}
+
+    @abstractmethod
+    def app_result(self, outputs: Outputs, classes: list[str], image_size: tuple[int, int],
+                   input_size: tuple[int, int], options: dict[str, Any]) -> dict[str, Any]:
+        """What ``edgekit predict`` reports for one image from one file's outputs (batch of one), decoded the
+        way an app would: top classes, or boxes in the original image's pixels."""
 
     def report_fields(self) -> dict[str, Any]:
         """What measurements.json and report.json say about the task beyond the shared fields."""

@@ -35,6 +35,7 @@ class ClassificationTask(Task):
     output_names = ("logits",)
     alpha_convention = "weight of the teacher terms"
     tunable = True
+    parity_gate = 0.99  # top-1 agreement with the PyTorch model
 
     def quick_check(self, settings: Settings, stages: list[str]) -> None:
         if settings.data is not None:
@@ -208,6 +209,12 @@ class ClassificationTask(Task):
                            seed=s.seed + 1, stage="quantize (QAT)", augment_seed=s.seed,
                            soft_labels=soft_label_cache(s, ctx.out, teacher, ctx.images("train"), s.seed), device=None)
 
+    def qat_loss(self, settings: Settings) -> str:
+        why = ("" if settings.method == "kd" else
+               f", not --method {settings.method}: the prepared INT8 graph is one flattened export with no named layers "
+               "for feature, attention or relation terms, and one loss keeps QAT's few epochs the same for every method")
+        return f"kd (T {settings.temperature}, alpha {settings.alpha}) from the model the student last learned from{why}"
+
     def calibration_labels(self, ctx: StageContext) -> torch.Tensor:
         return ctx.targets("train")
 
@@ -238,3 +245,12 @@ class ClassificationTask(Task):
 
     def document_extra(self, classes: list[str]) -> dict[str, Any]:
         return {"output": "logits"}
+
+    def app_result(self, outputs: Outputs, classes: list[str], image_size: tuple[int, int],
+                   input_size: tuple[int, int], options: dict[str, Any]) -> dict[str, Any]:
+        """Softmax scores of the ``top`` classes."""
+        z = outputs["logits"][0].astype(np.float64)
+        probs = np.exp(z - z.max())
+        probs /= probs.sum()
+        order = np.argsort(-probs)[:options["top"]]
+        return {"top": [{"class": classes[i], "score": round(float(probs[i]), 4)} for i in order]}
