@@ -87,7 +87,7 @@ def int8_margins(ctx, run_dir: Path) -> dict:
     quantization steps of the INT8 TFLite file, over all images and over the disagreeing ones."""
     import numpy as np
 
-    from edgekit.bench.runtimes import open_runner
+    from edgekit.runtime.runners import open_runner
     from edgekit.models.predictions import load_logits
 
     x, _ = ctx.eval_split()
@@ -119,7 +119,7 @@ def main() -> int:
         return 0
 
     from edgekit.config import Settings, as_dict
-    from edgekit.pipeline.chain import run_chain
+    from edgekit.chain import run_chain
     from edgekit.stages.context import StageContext
 
     common = dict(data=str(data), hflip=True, teacher_epochs=args.epochs, distill_epochs=args.epochs,

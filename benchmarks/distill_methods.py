@@ -14,7 +14,7 @@ read the cache (warm): their epoch against scratch's is the cache's cost. ensemb
 from other models (two teachers; an assistant) and compute their side once (cold); the table says which.
 ``--trial`` adds kd at alpha 0.5 (a T/alpha trial on the warm cache).
 
-tuned: ``edgekit tune``'s search (distill/tune.py: Optuna TPE, short runs scored on the validation split,
+tuned: ``edgekit tune``'s search (edgekit/tune.py: Optuna TPE, short runs scored on the validation split,
 which is carved from the training images) over method, T and alpha, then a full run of its best settings:
 the method a user would pick for this data without looking at the test set.
 
@@ -58,9 +58,10 @@ def linked_teacher(run: Path, teacher_run: Path) -> None:
 
 def tflite_accuracies(run: Path, settings: Any) -> dict[str, Any]:
     """FP32 and INT8 TFLite files of the run's student, and their test accuracy in LiteRT."""
-    from edgekit.bench.runtimes import open_runner, tflite_io
+    from edgekit.runtime.runners import open_runner, tflite_io
     from edgekit.export.tflite_format import export_tflite
-    from edgekit.models.stage_models import load_prepared, load_student
+    from edgekit.models.stage_models import load_student
+    from edgekit.quantize.saved_graph import load_prepared
     from edgekit.quantize import pt2e
     from edgekit.quantize.converted_cache import converted_graph
     from edgekit.stages.context import StageContext
@@ -109,7 +110,7 @@ def stage_result(run: Path, stage: str) -> dict[str, Any]:
 
 def tune_search(out: Path, settings: Any, methods: list[str], trials: int, epochs: int) -> dict[str, Any]:
     """``edgekit tune``'s search from teacher_a, in ``out/tune`` (kept in ``out/tune_search.json``)."""
-    from edgekit.distill.tune import search, write_reports
+    from edgekit.tune import search, write_reports
     from edgekit.stages.context import StageContext
 
     record = out / "tune_search.json"
@@ -151,7 +152,7 @@ def main() -> int:
         return 0
 
     from edgekit.config import Settings, as_dict
-    from edgekit.pipeline.chain import run_chain
+    from edgekit.chain import run_chain
     from edgekit.stages.context import StageContext
 
     out = args.out

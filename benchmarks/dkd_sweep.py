@@ -58,7 +58,7 @@ def main() -> int:
     import edgekit.distill.methods as methods
     from edgekit.config import Settings
     from edgekit.distill.losses import DKD
-    from edgekit.pipeline.chain import run_chain
+    from edgekit.chain import run_chain
     from edgekit.stages.context import StageContext
 
     data = subset_or_skip(args)

@@ -32,7 +32,7 @@ PHASES = (
     ("TFLite files, both (litert_torch.convert)", "export/tflite_format.py"),
     ("all torch.export tracing (aot_export_joint)", "torch/export/_trace.py:1167(_export_to_aten_ir)"),
     ("all ExportedProgram.run_decompositions", "torch/export/exported_program.py:1514(run_decompositions)"),
-    ("parity and I/O checks (open_runner)", "bench/runtimes.py"),
+    ("parity and I/O checks (open_runner)", "runtime/runners.py"),
 )
 
 

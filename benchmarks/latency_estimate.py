@@ -29,7 +29,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def main() -> int:
-    from edgekit.bench.targets import load_target, target_names
+    from edgekit.estimate.target_profiles import load_target, target_names
     from edgekit.estimate.target_estimate import calibrate, int8_extrapolation
 
     started = time.perf_counter()
@@ -77,7 +77,7 @@ def student_summary() -> dict:
 
 def device_order() -> list[dict]:
     """A small and a large network on rpi4 and rpi5 at 4 threads, both precisions: the Pi 5 must not be slower."""
-    from edgekit.bench.targets import load_target
+    from edgekit.estimate.target_profiles import load_target
     from edgekit.estimate.reference_costs import reference_summaries
     from edgekit.estimate.target_estimate import calibrate, estimate
 

@@ -30,7 +30,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 def accuracy(path: Path, x: np.ndarray, y: np.ndarray, ref: np.ndarray, how: str) -> dict[str, Any]:
     import onnxruntime as ort
 
-    from edgekit.bench.ort_session import SESSION_CONFIG
+    from edgekit.runtime.ort_session import SESSION_CONFIG
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1

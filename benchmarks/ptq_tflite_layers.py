@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from edgekit.config import build_settings
-from edgekit.export.quiet import quiet_fds
+from edgekit.runtime.quiet import quiet_fds
 from edgekit.export.tflite_format import export_tflite
 from edgekit.models.stage_models import load_student
 from edgekit.pipeline.runner import stage_dir
@@ -135,7 +135,7 @@ def compare(reference: list[dict[str, Any]], tflite: list[dict[str, Any]]) -> li
 
 def whole_split_agreement(graph: torch.nn.Module, path: Path, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """Top-1 agreement and both accuracies over the whole evaluation split."""
-    from edgekit.bench.runtimes import open_runner, tflite_io
+    from edgekit.runtime.runners import open_runner, tflite_io
 
     with torch.no_grad():  # in chunks: the graph's batch dimension is capped at 4096
         torch_top1 = torch.cat([graph(x[i:i + 1024]).argmax(1) for i in range(0, len(x), 1024)]).numpy()

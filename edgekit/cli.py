@@ -62,7 +62,7 @@ def _run(stages: list[str], flags: dict, out: Path, config: Path | None, force: 
     # Settings and the checks that need no torch come first: a typo answers in well under a second.
     file_values = {**(recorded or {}), **(load_config_file(config) if config else {})}
     settings = build_settings(file_values, flags)
-    from edgekit.pipeline.chain import forced_stages, quick_checks
+    from edgekit.chain import forced_stages, quick_checks
 
     forced = forced_stages(stages, force, force_stage)
     quick_checks(settings, out, stages)
@@ -109,7 +109,7 @@ def _locked(out: Path, world) -> Iterator[None]:  # noqa: ANN001 - a distributed
 
 
 def _run_locked(stages: list[str], settings: Settings, out: Path, forced: set[str]) -> None:
-    from edgekit.pipeline.chain import run_chain
+    from edgekit.chain import run_chain
 
     from edgekit.stages.context import StageContext
 
@@ -188,20 +188,20 @@ def tune(data: Data = None, teacher: TeacherFile = None, teacher_arch: TeacherAr
     epochs = trial_epochs if trial_epochs is not None else max(1, settings.distill_epochs // 4)
     if epochs < 1:
         raise EdgekitError(f"--trial-epochs must be at least 1, got {epochs}", "pass e.g. --trial-epochs 5")
-    from edgekit.distill.tune import parse_methods
+    from edgekit.tune import parse_methods
 
     choices = parse_methods(methods)
     from edgekit.tasks import get_task
 
     if not get_task(settings.task).tunable:
         raise EdgekitError(f"tune searches distillation methods, and --task {settings.task} has one", "leave --task out")
-    from edgekit.pipeline.chain import quick_checks
+    from edgekit.chain import quick_checks
     from edgekit.pipeline.run_lock import run_lock
 
     quick_checks(settings, out, ["teacher", "distill"])
     with run_lock(out):
-        from edgekit.distill.tune import search, write_reports
-        from edgekit.pipeline.chain import run_chain
+        from edgekit.tune import search, write_reports
+        from edgekit.chain import run_chain
         from edgekit.stages.context import StageContext
 
         ctx = StageContext(settings=settings, out=out, console=ERR)
@@ -230,7 +230,7 @@ def benchmark(path: Annotated[Optional[Path], typer.Argument(help="A .tflite or 
         check_model_file(path)
         settings = build_settings(load_config_file(config) if config else {}, flags)
         report_dir = out or Path("runs") / f"benchmark-{path.stem}"
-        from edgekit.pipeline.chain import check_out_dir
+        from edgekit.chain import check_out_dir
 
         check_out_dir(report_dir)
         report, failures = benchmark_file(path, settings.target, settings.threads, settings.budget, settings.device,
@@ -300,7 +300,7 @@ def predict(model: Annotated[Path, typer.Argument(help="A .tflite/.onnx artifact
 @app.command("targets")
 def targets(name: Annotated[Optional[str], typer.Argument(help="Show one profile in full, with its leave-one-out table.")] = None) -> None:
     """List the hardware target profiles, or show one with the published figures its estimate is fitted to."""
-    from edgekit.bench.targets import load_target, target_names
+    from edgekit.estimate.target_profiles import load_target, target_names
 
     if name:
         _show_target(load_target(name))

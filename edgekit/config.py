@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from edgekit.errors import EdgekitError
-from edgekit.tasks import TASKS, get_task
+from edgekit.registry import STUDENTS, TASKS, get_task
 
 
 # The teacher-term weight a method gets unless --alpha is given. DKD learns better with less cross-entropy
@@ -110,7 +110,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
 # Keys the config file accepts besides Settings fields.
 EXTRA_KEYS = ("epochs",)
 _HINTS: dict[str, Any] = {**get_type_hints(Settings), "epochs": int}
-METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "student": ("mobilenet_v2", "mobilenet_v3_small"),
+METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "student": tuple(STUDENTS),
                   "task": tuple(TASKS)}
 
 

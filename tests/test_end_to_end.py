@@ -179,7 +179,8 @@ def recomputed(out: Path, preprocess: dict, e2e_test_images: tuple[np.ndarray, n
     reference). Rebuilding and converting costs about a minute on 2 cores; done once per module."""
     import torch
 
-    from edgekit.models.stage_models import load_prepared, load_student
+    from edgekit.models.stage_models import load_student
+    from edgekit.quantize.saved_graph import load_prepared
     from edgekit.quantize import pt2e
 
     x, labels = e2e_test_images
@@ -420,7 +421,7 @@ def test_app_feeding_int8_tflite_from_preprocess_json(out: Path, preprocess: dic
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from edgekit.bench.runtimes import open_runner
+    from edgekit.runtime.runners import open_runner
     from edgekit.data.builtin_digits import SPLIT_SEED, TEST_FRACTION
     from edgekit.data.preprocess import PreprocessSpec
 

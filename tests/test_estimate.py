@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.bench.targets import load_target, target_names
+from edgekit.estimate.target_profiles import load_target, target_names
 from edgekit.errors import EdgekitError
 from edgekit.estimate.cost_model import (FACTS, PARAMS, Figure, Hardware, fit, hardware_of, leave_one_network_out,
                                          leave_one_out, predict_seconds, prior, prior_values, unpack)

@@ -13,7 +13,7 @@ import torch
 import torchvision
 from onnx import numpy_helper
 
-from edgekit.bench.ort_session import SESSION_CONFIG, open_session
+from edgekit.runtime.ort_session import SESSION_CONFIG, open_session
 from edgekit.export.onnx_format import export_onnx, own_int8_initializers
 from edgekit.quantize import pt2e
 

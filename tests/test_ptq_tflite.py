@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgekit.bench.runtimes import open_runner, tflite_io
+from edgekit.runtime.runners import open_runner, tflite_io
 from edgekit.config import build_settings
 from edgekit.export.tflite_format import export_tflite
 from edgekit.models.stage_models import load_student

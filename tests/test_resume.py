@@ -135,7 +135,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path
 
 def test_force_stage_reruns_that_stage_and_every_later_one() -> None:
     from edgekit.errors import EdgekitError
-    from edgekit.pipeline.chain import ORDER, forced_stages
+    from edgekit.chain import ORDER, forced_stages
 
     assert forced_stages(list(ORDER), False, "quantize") == {"quantize", "export", "benchmark"}
     assert forced_stages(["distill"], False, "teacher") == {"distill"}

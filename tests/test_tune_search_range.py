@@ -22,7 +22,7 @@ from edgekit.distill.losses import DistillLoss
 from edgekit.distill.method_spec import parse_method
 from edgekit.distill.methods import build_loss
 from edgekit.distill.train_loop import train
-from edgekit.distill.tune import ALPHA_RANGE, DEFAULT_METHODS, T_RANGE
+from edgekit.tune import ALPHA_RANGE, DEFAULT_METHODS, T_RANGE
 
 CLASSES, SIZE = 10, 8
 CORNERS = list(itertools.product(DEFAULT_METHODS, T_RANGE, ALPHA_RANGE))

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgekit.export.guarded import FAILED_TO
+
 # The agreement with its PyTorch counterpart an artifact needs to be recommended, unless the task's own gate
 # is in the measurements (Task.parity_gate, tasks/*.py): top-1 agreement for a classifier.
 DEFAULT_PARITY_GATE = 0.99
-FAILED_TO = {"export": "failed to export", "benchmark": "failed to load and run in its runtime"}
 
 
 def latency_for_target(artifact: dict[str, Any]) -> float | None:

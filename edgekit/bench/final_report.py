@@ -16,7 +16,7 @@ from edgekit.bench.budgets import check_budgets, failure_lines, merge_budgets
 from edgekit.bench.deploy_pick import DEFAULT_PARITY_GATE, pick_deployable
 from edgekit.bench.report_html import write_html
 from edgekit.bench.report_md import render_markdown
-from edgekit.bench.targets import load_target
+from edgekit.estimate.target_profiles import load_target
 from edgekit.bench.threads import thread_counts
 from edgekit.estimate.target_estimate import calibrate, estimate
 from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic

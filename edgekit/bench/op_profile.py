@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.bench.ort_session import open_session
+from edgekit.runtime.ort_session import open_session
 
 
 def onnx_op_times(path: Path, x: np.ndarray, threads: int, runs: int = 20) -> dict[str, float]:

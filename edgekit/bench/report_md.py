@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgekit.bench.deploy_pick import FAILED_TO
+from edgekit.export.guarded import FAILED_TO
 
 ARTIFACT_HEADER = ["File", "Format", "Precision", "Status", "Size", "Accuracy", "Agreement",
                    "Host ms p50 / p90 (threads)", "Target ms ± band", "Budgets"]

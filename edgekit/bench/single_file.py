@@ -15,8 +15,8 @@ import numpy as np
 from edgekit import __version__
 from edgekit.bench.budgets import merge_budgets
 from edgekit.bench.final_report import REPORT_SCHEMA, assemble, write_reports
-from edgekit.bench.targets import load_target
-from edgekit.bench.versions import host_info, library_versions
+from edgekit.estimate.target_profiles import load_target
+from edgekit.runtime.versions import host_info, library_versions
 from edgekit.bench.threads import thread_counts
 from edgekit.device.address import Device, parse_device
 from edgekit.device.measure import measure_on_device

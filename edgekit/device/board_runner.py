@@ -44,7 +44,7 @@ def _onnx(path, threads):
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 4 if precise else 3  # a refused precise load is retried, not logged
-        if precise:  # as edgekit/bench/ort_session.py: no saturating U8S8 kernel on x86 without VNNI
+        if precise:  # as edgekit/runtime/ort_session.py: no saturating U8S8 kernel on x86 without VNNI
             opts.add_session_config_entry("session.x64quantprecision", "1")
         return opts
 

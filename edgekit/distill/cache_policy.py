@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from edgekit.config import Settings
-from edgekit.distill.soft_label_cache import SoftLabelCache, model_digest, tensor_digest
+from edgekit.distill.soft_label_cache import SoftLabelCache
+from edgekit.models.digest import model_digest, tensor_digest
 from edgekit.distill.train_loop import SHIFT
+
+if TYPE_CHECKING:
+    from edgekit.config import Settings
 
 CACHE_DIR = ".soft_labels"
 

@@ -18,10 +18,11 @@ import difflib
 import math
 from dataclasses import dataclass
 
+from edgekit import registry
 from edgekit.errors import EdgekitError
 
-TERMS = ("kd", "dkd", "fitnet", "at", "rkd")
-STRATEGIES = ("ensemble", "progressive", "self")
+TERMS = tuple(registry.METHOD_TERMS)
+STRATEGIES = tuple(registry.METHOD_STRATEGIES)
 FEATURE_TERMS = ("fitnet", "at")
 
 

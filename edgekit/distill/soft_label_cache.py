@@ -23,31 +23,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from edgekit.models.checkpoint import write_safetensors
+from edgekit.pipeline.tensor_files import write_safetensors
 from edgekit.pipeline.atomic import write_text_atomic
 
 FORMAT = "edgekit.soft-labels/1"
-
-
-def tensor_digest(*tensors: torch.Tensor) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        t = t.detach().contiguous().cpu()
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def model_digest(model: torch.nn.Module) -> str:
-    """Identity of a teacher: its class and every parameter and buffer (an ONNX teacher: its file; an
-    ensemble: its members and weights)."""
-    if hasattr(model, "digest"):
-        return model.digest()
-    path = getattr(model, "source_path", None)
-    if path is not None:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    state = model.state_dict()
-    return tensor_digest(*[state[k] for k in sorted(state)]) + type(model).__name__
 
 
 def part_name(key: str) -> str:

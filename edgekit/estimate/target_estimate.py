@@ -109,7 +109,7 @@ def int8_extrapolation() -> dict[str, dict[str, Any]]:
     """How far INT8 lands when a target's fit sees its FP32 figures only: for each packaged target that has both,
     its INT8 figures predicted by a fit to its FP32 figures alone. What a target without INT8 figures can expect
     from its INT8 estimate (measured on other devices, not on that one)."""
-    from edgekit.bench.targets import load_target, target_names
+    from edgekit.estimate.target_profiles import load_target, target_names
 
     out = {}
     for name in target_names():

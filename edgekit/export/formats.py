@@ -1,5 +1,7 @@
-"""The files the export stage writes: one row per file (name, format, precision) and the function that builds
-each format. A new format is a row here, its writer in a module of its own, and its runner in bench/runtimes.py.
+"""How the export stage builds each file: the model it is made from and its format's writer.
+
+The files and formats themselves are entries of edgekit/registry.py (``ARTIFACTS``, ``FORMATS``); a new format
+is an entry there, its writer here (or in a module of its own) and its runner in runtime/runners.py.
 """
 
 from __future__ import annotations
@@ -10,16 +12,11 @@ from typing import Any
 
 import torch
 
-from edgekit.bench.ort_session import SESSION_CONFIG
+from edgekit.runtime.ort_session import SESSION_CONFIG
 from edgekit.export.onnx_format import INPUT_NAME, export_onnx
 from edgekit.export.tflite_format import export_tflite
+from edgekit.registry import FORMATS, load
 
-ARTIFACTS: tuple[dict[str, str], ...] = (
-    {"name": "model_fp32.onnx", "format": "onnx", "precision": "fp32"},
-    {"name": "model_int8.onnx", "format": "onnx", "precision": "int8"},
-    {"name": "model_fp32.tflite", "format": "tflite", "precision": "fp32"},
-    {"name": "model_int8.tflite", "format": "tflite", "precision": "int8"},
-)
 # Which model each file is made from: the FP32 student, the PT2E INT8 graph, or (for ONNX, whose
 # QuantizeLinear weights are stored as int8 initializers) that graph with its weights folded.
 SOURCE_MODEL = {("onnx", "fp32"): "fp32", ("onnx", "int8"): "int8_folded", ("tflite", "fp32"): "fp32",
@@ -28,23 +25,21 @@ SOURCE_MODEL = {("onnx", "fp32"): "fp32", ("onnx", "int8"): "int8_folded", ("tfl
 Writer = Callable[[torch.nn.Module, torch.Tensor, Path, dict[str, Any], list[str], bool], None]
 
 
-def _onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, Any], outputs: list[str],
+def write_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, Any], outputs: list[str],
           int8: bool) -> None:
     export_onnx(model, example, path, metadata, output_names=outputs)
 
 
-def _tflite(model: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, Any], outputs: list[str],
+def write_tflite(model: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, Any], outputs: list[str],
             int8: bool) -> None:
     export_tflite(model, example, path, int8=int8)  # its metadata is embedded once the file's I/O is known
-
-
-WRITERS: dict[str, Writer] = {"onnx": _onnx, "tflite": _tflite}
 
 
 def write_file(art: dict[str, str], models: dict[str, torch.nn.Module], example: torch.Tensor, path: Path,
                metadata: dict[str, Any], outputs: list[str]) -> None:
     model = models[SOURCE_MODEL[art["format"], art["precision"]]]
-    WRITERS[art["format"]](model, example, path, metadata, outputs, art["precision"] == "int8")
+    writer: Writer = load(FORMATS[art["format"]]["writer"])
+    writer(model, example, path, metadata, outputs, art["precision"] == "int8")
 
 
 def planned_onnx_entry(outputs: tuple[str, ...]) -> dict[str, Any]:

@@ -19,10 +19,11 @@ from typing import Any
 
 from rich.console import Console
 
-from edgekit.bench.deploy_pick import FAILED_TO
 from edgekit.errors import EdgekitError, is_disk_full
 from edgekit.pipeline.faults import failure_point, fault_point
 from edgekit.pipeline.runner import STAGE_FILE, stage_dir
+
+FAILED_TO = {"export": "failed to export", "benchmark": "failed to load and run in its runtime"}
 
 FAILED_FILES = "failed_files"  # the stage result's list of the files that failed in that stage
 

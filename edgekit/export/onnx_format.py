@@ -10,7 +10,7 @@ import onnx
 import torch
 from torch.export import Dim
 
-from edgekit.export.quiet import quiet_fds
+from edgekit.runtime.quiet import quiet_fds
 
 OPSET = 21
 INPUT_NAME = "image"
@@ -40,7 +40,7 @@ def own_int8_initializers(graph: onnx.GraphProto) -> int:
 
     The exporter shares equal constants, such as a zero-point vector that several weights' DequantizeLinear
     nodes read. onnxruntime's precise integer path on x86 (``session.x64quantprecision``, which
-    edgekit/bench/ort_session.py explains) rewrites each fused convolution's int8 weight and zero point to
+    edgekit/runtime/ort_session.py explains) rewrites each fused convolution's int8 weight and zero point to
     uint8 under one derived name, and fails to load the file ("Attempt to replace the existing tensor")
     when a second convolution holds the same initializer. Copies cost a few bytes per channel.
     """

@@ -11,7 +11,7 @@ from pathlib import Path
 import flatbuffers
 import torch
 
-from edgekit.export.quiet import quiet_fds
+from edgekit.runtime.quiet import quiet_fds
 
 METADATA_NAME = "edgekit.preprocess"
 

@@ -51,7 +51,7 @@ def predict(model: Path, images: list[Path], score: float | None = None, iou: fl
     path = resolve_model(model)
     decoded = [(p, read_image(p)) for p in images]  # every image checked before any work
     recipe = load_recipe(path)
-    from edgekit.bench.runtimes import open_runner
+    from edgekit.runtime.runners import open_runner
     from edgekit.tasks import get_task
 
     task = get_task(recipe.task)

@@ -13,9 +13,10 @@ import torch
 import torchvision
 from torchvision.models import get_model, list_models
 
+from edgekit import registry
 from edgekit.errors import EdgekitError
 
-STUDENTS = ("mobilenet_v2", "mobilenet_v3_small")
+STUDENTS = tuple(registry.STUDENTS)
 
 
 def classification_archs() -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgekit.bench.ort_session import open_session
+from edgekit.runtime.ort_session import open_session
 from edgekit.errors import EdgekitError
 
 

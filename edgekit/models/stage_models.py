@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from edgekit.models.builders import build_model
-from edgekit.models.checkpoint import WEIGHTS, load_state, read_spec
+from edgekit.models.checkpoint import load_state, read_spec
 from edgekit.models.user_weights import load_exported
 from edgekit.pipeline.runner import stage_dir
-from edgekit.quantize import pt2e
 
 EXPORTED_TEACHER = "model.pt2"
 ONNX_TEACHER = "model.onnx"
@@ -42,7 +40,7 @@ def load_teacher(teacher_dir: Path) -> torch.nn.Module:
     """The teacher stage's teacher, frozen: one model, or an EnsembleTeacher of its members."""
     teacher_dir = Path(teacher_dir)
     if (teacher_dir / ENSEMBLE_FILE).is_file():
-        from edgekit.distill.ensemble import EnsembleTeacher
+        from edgekit.models.ensemble import EnsembleTeacher
 
         ensemble = json.loads((teacher_dir / ENSEMBLE_FILE).read_text(encoding="utf-8"))
         members = [_load_one_teacher(member_dir(teacher_dir, i)) for i in range(int(ensemble["members"]))]
@@ -70,16 +68,3 @@ def load_student(distill_dir: Path) -> torch.nn.Module:
     model = build_model(read_spec(distill_dir))
     model.load_state_dict(load_state(distill_dir))
     return model.eval()
-
-
-def load_prepared(distill_dir: Path, quantize_dir: Path, size: int) -> torch.nn.Module:
-    """The fake-quantized student of the quantize stage, rebuilt graph-for-graph."""
-    return load_prepared_module(load_student(distill_dir), quantize_dir, size)
-
-
-def load_prepared_module(student: torch.nn.Module, quantize_dir: Path, size: int) -> torch.nn.Module:
-    """The quantize stage's prepared graph around ``student`` (any model the stage prepared), state restored."""
-    spec = read_spec(quantize_dir)
-    example = torch.zeros(2, 3, size, size)
-    state = load_file(str(Path(quantize_dir) / WEIGHTS))
-    return pt2e.rebuild_prepared(student, example, spec["method"], state)

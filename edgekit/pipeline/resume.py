@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from edgekit.models.checkpoint import with_module_versions, write_safetensors
+from edgekit.pipeline.tensor_files import with_module_versions, write_safetensors
 from edgekit.pipeline.atomic import write_text_atomic
 from edgekit.pipeline.distributed import world
 from edgekit.pipeline.faults import fault_point

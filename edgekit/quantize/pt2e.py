@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch.export import Dim
 
-from edgekit.models.checkpoint import with_module_versions
+from edgekit.pipeline.tensor_files import with_module_versions
 from edgekit.quantize.constant_channels import zero_constant_channels
 from edgekit.quantize.one_scale_per_tensor import without_requantization
 

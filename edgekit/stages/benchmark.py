@@ -16,11 +16,11 @@ from edgekit import __version__
 from edgekit.bench.final_report import REPORT_SCHEMA
 from edgekit.bench.latency import measure_interleaved
 from edgekit.bench.op_profile import onnx_op_times
-from edgekit.bench.runtimes import open_runner
+from edgekit.runtime.runners import open_runner
 from edgekit.bench.size_breakdown import tflite_bytes
-from edgekit.bench.targets import load_target
+from edgekit.estimate.target_profiles import load_target
 from edgekit.bench.threads import thread_counts
-from edgekit.bench.versions import host_info, library_versions
+from edgekit.runtime.versions import host_info, library_versions
 from edgekit.config import as_dict, stage_params
 from edgekit.distill.progress import progress_bar
 from edgekit.errors import EdgekitError, is_disk_full

@@ -12,14 +12,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgekit.bench.runtimes import open_runner
+from edgekit.runtime.runners import open_runner
 from edgekit.config import stage_params
 from edgekit.export.artifact_meta import LABELS_FILE, PREPROCESS_FILE, embedded_document, labels_text, preprocess_document
-from edgekit.export.formats import ARTIFACTS, planned_onnx_entry, write_file
+from edgekit.export.formats import planned_onnx_entry, write_file
+from edgekit.registry import ARTIFACTS
 from edgekit.export.guarded import FAILED_FILES, failed_names, guarded_export, retry_failed
 from edgekit.export.tflite_format import METADATA_NAME, embed_metadata
 from edgekit.models.predictions import load_outputs
-from edgekit.models.stage_models import load_prepared_module
+from edgekit.quantize.saved_graph import load_prepared_module
 from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.quantize import pt2e

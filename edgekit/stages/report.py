@@ -21,7 +21,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     measurements = json.loads((folder / MEASUREMENTS).read_text(encoding="utf-8"))
     device_results = None
     if s.device:
-        from edgekit.bench.targets import load_target
+        from edgekit.estimate.target_profiles import load_target
         from edgekit.bench.threads import thread_counts
 
         device = parse_device(s.device)

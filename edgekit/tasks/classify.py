@@ -233,7 +233,7 @@ class ClassificationTask(Task):
 
     # --- files ----------------------------------------------------------------------------------------
     def io_entry(self, path: Path, classes: list[str]) -> dict[str, Any]:
-        from edgekit.bench.runtimes import onnx_io, tflite_io
+        from edgekit.runtime.runners import onnx_io, tflite_io
 
         return onnx_io(path) if path.suffix == ".onnx" else tflite_io(path)
 

@@ -223,7 +223,7 @@ class DetectionTask(Task):
 
     # --- files ----------------------------------------------------------------------------------------
     def io_entry(self, path: Path, classes: list[str]) -> dict[str, Any]:
-        from edgekit.bench.runtimes import onnx_io, tflite_io, tflite_output_shapes
+        from edgekit.runtime.runners import onnx_io, tflite_io, tflite_output_shapes
 
         if path.suffix == ".onnx":
             return onnx_io(path)

@@ -44,7 +44,7 @@ def _check(table: dict[str, Any], required: dict[str, Any], where: str, source: 
 
 def _fill_measured(profile: dict[str, Any]) -> None:
     """The ``host`` profile describes whatever machine loads it."""
-    from edgekit.bench.versions import host_info
+    from edgekit.runtime.versions import host_info
 
     info = host_info()
     profile["cpu"].update({"cores": int(info["cores"]), "core": str(info["cpu"]), "arch": str(info["machine"])})

@@ -40,7 +40,7 @@ class EnsembleTeacher(torch.nn.Module):
         return self  # frozen
 
     def digest(self) -> str:
-        from edgekit.distill.soft_label_cache import model_digest
+        from edgekit.models.digest import model_digest
 
         h = hashlib.sha256(repr(self.weights).encode())
         for member in self.members:

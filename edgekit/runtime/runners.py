@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.bench.ort_session import SESSION_CONFIG, open_session
+from edgekit.runtime.ort_session import SESSION_CONFIG, open_session
 from edgekit.data.preprocess import dequantize_output, quantize_input
-from edgekit.export.quiet import quiet_fds
+from edgekit.registry import runner_class
+from edgekit.runtime.quiet import quiet_fds
 
 DTYPES = {"float32": np.float32, "int8": np.int8, "uint8": np.uint8}
 ONNX_TYPES = {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
@@ -117,7 +118,8 @@ class LiteRTRunner(_Runner):
 
 
 def open_runner(path: Path, entry: dict[str, Any], threads: int | None = 1) -> OnnxRunner | LiteRTRunner:
-    return OnnxRunner(path, entry, threads) if Path(path).suffix == ".onnx" else LiteRTRunner(path, entry, threads)
+    """The runner of the file's format (edgekit/registry.py ``FORMATS`` and ``RUNTIMES``)."""
+    return runner_class(path)(path, entry, threads)
 
 
 def _quantization(detail: dict[str, Any]) -> dict[str, Any]:

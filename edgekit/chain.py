@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.bench.budgets import merge_budgets
-from edgekit.bench.targets import load_target
+from edgekit.estimate.target_profiles import load_target
 from edgekit.config import Settings
 from edgekit.errors import EdgekitError
 from edgekit.models.user_weights import check_teacher_file
