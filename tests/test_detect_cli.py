@@ -55,6 +55,13 @@ def test_detection_run_writes_the_artifact_contract(detect_run: Path) -> None:
     assert det["task"] == "detect" and det["strides"] == [8, 16] and det["outputs"] == ["scores", "boxes"]
     assert set(recipe["artifacts"]) == set(FILES)
     assert recipe["artifacts"]["model_int8.tflite"]["input_dtype"] == "int8"
+    import onnx
+
+    for name in ("model_fp32.onnx", "model_int8.onnx"):  # an ONNX file carries its recipe too, decoding included
+        props = {p.key: p.value for p in onnx.load(str(run / "artifacts" / name)).metadata_props}
+        embedded = json.loads(props["edgekit.preprocess"])
+        assert embedded["artifact"] == name and embedded["classes"] == list(CLASSES)
+        assert embedded["detection"]["outputs"] == ["scores", "boxes"] and list(embedded["outputs"]) == ["scores", "boxes"]
 
 
 def test_detection_report_has_map_per_file_and_follows_the_schema(detect_run: Path) -> None:
