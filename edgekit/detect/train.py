@@ -1,9 +1,10 @@
-"""The detection training loop (teacher, student, QAT): AdamW with a cosine schedule, horizontal flips."""
+"""What detection training needs from the one training loop (distill/train_loop.py): its recipe (AdamW, flips
+with boxes, targets assigned per batch) and decoding the raw outputs for mAP."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,11 +13,8 @@ from edgekit.detect.assign import assign
 from edgekit.detect.losses import DetectionTargets
 from edgekit.detect.postprocess import decode
 from edgekit.detect.tiny_detector import STRIDES, grid
-from edgekit.distill.progress import progress_bar
-from edgekit.distill.train_loop import optimization_step
-from edgekit.pipeline.resume import end_epoch, start_or_resume
+from edgekit.distill.train_loop import Recipe
 
-LossFn = Callable[[dict, dict | None, DetectionTargets], tuple[torch.Tensor, dict[str, float]]]
 
 
 def targets_for(boxes: list[np.ndarray], labels: list[np.ndarray], size: int, num_classes: int) -> DetectionTargets:
@@ -34,66 +32,33 @@ def _flip(x: torch.Tensor, boxes: list[np.ndarray], flip: torch.Tensor, size: in
     return x, out
 
 
-def train_detector(model: torch.nn.Module, x: torch.Tensor, boxes: list[np.ndarray], labels: list[np.ndarray], *,
-                   num_classes: int, loss_fn: LossFn, epochs: int, lr: float, batch_size: int, seed: int, stage: str,
-                   teacher: torch.nn.Module | None = None, extra_params: list[torch.nn.Parameter] | None = None,
-                   forward: Callable[[torch.nn.Module, torch.Tensor], dict] | None = None) -> list[dict[str, float]]:
-    """Returns the mean loss terms per epoch. ``forward`` maps (model, images) to the loss's input dict
-    (the training outputs of a TinyDetector by default; a prepared QAT graph passes its own).
-
-    Plain modules train in channels-last layout: PyTorch's CPU depthwise and 1x1 convolutions ran a training
-    step about 30 % faster that way (measured on a batch of 32 at 96 px); the weights go back to the
-    default layout afterwards."""
-    plain = forward is None
-    forward = forward or (lambda m, xb: m.forward_train(xb))
-    layout = torch.channels_last if plain else torch.contiguous_format
-    for m in (model, teacher):
-        if plain and m is not None:
-            m.to(memory_format=torch.channels_last)
-    try:
-        return _train(model, x, boxes, labels, num_classes=num_classes, loss_fn=loss_fn, epochs=epochs, lr=lr,
-                      batch_size=batch_size, seed=seed, stage=stage, teacher=teacher, extra_params=extra_params,
-                      forward=forward, layout=layout)
-    finally:
-        for m in (model, teacher):
-            if plain and m is not None:
-                m.to(memory_format=torch.contiguous_format)
+def _flips(n: int, seed: int, augment_seed: int, epoch: int, hflip: bool, batch: int) -> torch.Tensor:
+    """Which images the epoch mirrors: drawn batch by batch, after the epoch's order, from the generator the order
+    came from (so a run repeats the loop detection had before the one training loop, image for image)."""
+    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+    order = torch.randperm(n, generator=generator)  # train_loop.epoch_order, drawn again to advance the generator
+    drawn = torch.cat([torch.rand(len(chunk), generator=generator) < 0.5 for chunk in order.split(batch)])
+    by_image = torch.empty(n, dtype=torch.bool)
+    by_image[order] = drawn
+    return by_image
 
 
-def _train(model: torch.nn.Module, x: torch.Tensor, boxes: list[np.ndarray], labels: list[np.ndarray], *,
-           num_classes: int, loss_fn: LossFn, epochs: int, lr: float, batch_size: int, seed: int, stage: str,
-           teacher: torch.nn.Module | None, extra_params: list[torch.nn.Parameter] | None,
-           forward: Callable[[torch.nn.Module, torch.Tensor], dict], layout: torch.memory_format) -> list[dict[str, float]]:
-    size = x.shape[-1]
-    params = [p for p in model.parameters() if p.requires_grad] + list(extra_params or [])
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    steps_per_epoch = math.ceil(len(x) / batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
-                                                    pct_start=0.1, anneal_strategy="cos")
-    extra = list(extra_params or [])
-    checkpoint, first, history = start_or_resume(stage, model, optimizer, scheduler, epochs, seed, extra)
-    with progress_bar() as bar:
-        task = bar.add_task(stage, total=epochs * steps_per_epoch, completed=first * steps_per_epoch, info="")
-        for epoch in range(first, epochs):
-            generator = torch.Generator().manual_seed(seed * 1000 + epoch)
-            order = torch.randperm(len(x), generator=generator)
-            sums: dict[str, float] = {}
-            for step in range(steps_per_epoch):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                flip = torch.rand(len(idx), generator=generator) < 0.5
-                xb, bb = _flip(x[idx], [boxes[i] for i in idx.tolist()], flip, size)
-                xb = xb.contiguous(memory_format=layout)
-                targets = targets_for(bb, [labels[i] for i in idx.tolist()], size, num_classes)
-                teacher_out = None
-                if teacher is not None:
-                    with torch.no_grad():
-                        teacher_out = teacher.forward_train(xb)
-                loss, parts = loss_fn(forward(model, xb), teacher_out, targets)
-                optimization_step(loss, parts, optimizer, scheduler, sums, stage, epoch)
-                bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.3f}")
-            history.append({k: round(v / steps_per_epoch, 5) for k, v in sums.items()})
-            end_epoch(checkpoint, epoch, history, model, optimizer, scheduler, extra)
-    return history
+def detection_recipe(num_classes: int, forward: Callable[[Any, torch.Tensor], dict] | None = None) -> Recipe:
+    """AdamW with a short warm-up, horizontal flips (boxes mirrored with the image), targets assigned per batch.
+
+    A plain TinyDetector trains on its training outputs (``forward_train``) in channels-last layout: PyTorch's CPU
+    depthwise and 1x1 convolutions ran a training step about 30 % faster that way (measured on a batch of 32 at
+    96 px). A prepared QAT graph passes its own ``forward`` and keeps the default layout."""
+
+    def batch(x: torch.Tensor, split: Any, idx: torch.Tensor, flips: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        picked = idx.tolist()
+        xb, boxes = _flip(x[idx], [split.boxes[i] for i in picked], flips[idx], x.shape[-1])
+        return xb, targets_for(boxes, [split.labels[i] for i in picked], x.shape[-1], num_classes)
+
+    return Recipe(optimizer=lambda params, lr, wd: torch.optim.AdamW(params, lr=lr, weight_decay=wd),
+                  weight_decay=1e-4, warmup=0.1, views=_flips, batch=batch,
+                  student_forward=forward or (lambda m, xb: m.forward_train(xb)),
+                  teacher_forward=lambda t, xb: t.forward_train(xb), channels_last=forward is None)
 
 
 @torch.no_grad()

@@ -1,6 +1,8 @@
-"""One training loop for every stage: the teacher from labels, the student and QAT from the teacher.
+"""One training loop for every stage and every task: the teacher from labels, the student and QAT from the teacher.
 
-Flat on purpose (in the spirit of nanoGPT's train.py): shuffle, augment, forward, loss, step, log.
+Flat on purpose (in the spirit of nanoGPT's train.py): shuffle, augment, forward, loss, step, log. What differs
+between tasks is a ``Recipe``: the optimizer, each epoch's augmentation views, how a batch and its targets are
+built, and how student and teacher run (classification's defaults here; detection's in tasks/detect.py).
 The caller sets the model's mode (a PT2E graph cannot use ``.train()``), so this loop never does.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,6 +29,11 @@ from edgekit.pipeline.resume import end_epoch, start_or_resume
 LossFn = Callable[[Any, Any, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 SHIFT = 2  # random translation of up to this many pixels
 VIEW_SEEDS = 10**13  # augmentation generators live apart from the order generators (seed * 1000 + epoch < 2**32 * 1000)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """An epoch's image order, the same for every task: a permutation seeded by (seed, epoch)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
 
 
 def epoch_plan(n: int, seed: int, augment_seed: int, epoch: int, hflip: bool
@@ -56,6 +64,39 @@ def augment(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor) -> torch
     return out
 
 
+def sgd(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+
+
+def shifted_views(n: int, seed: int, augment_seed: int, epoch: int, hflip: bool, batch: int) -> Any:
+    """Each image's shift and flip for the epoch (``epoch_plan``); the order comes from ``epoch_order``."""
+    _, shifts, flips = epoch_plan(n, seed, augment_seed, epoch, hflip)
+    return shifts, flips
+
+
+def labelled_batch(x: torch.Tensor, y: Any, idx: torch.Tensor, views: Any) -> tuple[torch.Tensor, Any]:
+    shifts, flips = views
+    return augment(x[idx], shifts[idx], flips[idx]), y[idx]
+
+
+@dataclass
+class Recipe:
+    """What a task's training differs in; the defaults are classification's (SGD with Nesterov momentum,
+    shifted and optionally flipped views, labels as targets, models run as they are)."""
+
+    optimizer: Callable[[list[torch.nn.Parameter], float, float], torch.optim.Optimizer] = sgd
+    weight_decay: float = 4e-5
+    warmup: float = 0.15  # share of the one-cycle schedule spent rising
+    views: Callable[[int, int, int, int, bool, int], Any] = shifted_views
+    batch: Callable[[torch.Tensor, Any, torch.Tensor, Any], tuple[torch.Tensor, Any]] = labelled_batch
+    student_forward: Callable[[Any, torch.Tensor], Any] | None = None  # None: the model (through the feature tap)
+    teacher_forward: Callable[[Any, torch.Tensor], Any] | None = None  # None: the teacher feed (soft-label cache)
+    channels_last: bool = False  # train a plain module in channels-last layout (restored afterwards)
+
+
+CLASSIFICATION = Recipe()
+
+
 def optimization_step(loss: torch.Tensor, parts: dict[str, float], optimizer: torch.optim.Optimizer,
                       scheduler: torch.optim.lr_scheduler.LRScheduler, sums: dict[str, float], stage: str,
                       epoch: int, shared: list[torch.nn.Parameter] = ()) -> None:
@@ -81,7 +122,7 @@ def optimization_step(loss: torch.Tensor, parts: dict[str, float], optimizer: to
 def train(
     model: torch.nn.Module,
     x: torch.Tensor,
-    y: torch.Tensor,
+    y: Any,
     *,
     loss_fn: LossFn,
     epochs: int,
@@ -91,15 +132,16 @@ def train(
     stage: str,
     teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
     hflip: bool = False,
-    weight_decay: float = 4e-5,
     augment_seed: int | None = None,
     soft_labels: SoftLabelCache | None = None,
     timings: list[float] | None = None,
     cache_stats: dict[str, int] | None = None,
     device: torch.device | None = None,
+    recipe: Recipe = CLASSIFICATION,
 ) -> list[dict[str, float]]:
-    """SGD with Nesterov momentum and a cosine schedule; returns the mean loss terms per epoch.
+    """A one-cycle schedule over ``recipe``'s optimizer; returns the mean loss terms per epoch.
 
+    ``y`` holds the targets ``recipe.batch`` picks from (labels; a detection split's boxes and labels).
     ``loss_fn`` may carry trained parameters (FitNet's adapters) and name the layers it reads of the
     student and the teacher (distill/losses.py); ``soft_labels`` serves the teacher's side from disk.
     ``timings`` receives the wall seconds of each epoch run here (the soft-label cache's effect is measured so),
@@ -111,43 +153,55 @@ def train(
     device = torch.device("cpu") if device is None else device
     augment_seed = seed if augment_seed is None else augment_seed
     w = world()
+    n = len(x)
     extra = list(getattr(loss_fn, "parameters", list)())
     placed = _place(device, model, extra, teacher)
     params = [p for p in model.parameters() if p.requires_grad] + extra
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    optimizer = recipe.optimizer(params, lr, recipe.weight_decay)
     batch = batch_size if w.size == 1 else math.ceil(batch_size / w.size)  # the same images per step in all
-    steps_per_epoch = math.ceil(math.ceil(len(y) / w.size) / batch)
+    steps_per_epoch = math.ceil(math.ceil(n / w.size) / batch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
-                                                    pct_start=0.15, anneal_strategy="cos")
+                                                    pct_start=recipe.warmup, anneal_strategy="cos")
     checkpoint, first, history = start_or_resume(stage, model, optimizer, scheduler, epochs, seed, extra)
     # Buffers (batch-norm statistics, QAT observers) stay each process's own; rank 0's are the ones saved.
     # Broadcasting them at every forward, DDP's default, broke the fake-quantize ranges of a PT2E QAT graph.
     net = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None,
         forward_sync_buffers=False) if w.size > 1 else model
-    feed = (TeacherFeed(teacher, loss_fn, soft_labels, x[:1], len(y), epochs, stage, device=device)
-            if teacher is not None else None)
+    feed = (TeacherFeed(teacher, loss_fn, soft_labels, x[:1], n, epochs, stage, device=device)
+            if teacher is not None and recipe.teacher_forward is None else None)
     layers, embedding = list(getattr(loss_fn, "student_layers", [])), bool(getattr(loss_fn, "embedding", False))
     tap = FeatureTap(model, layers, "student", embedding, call=net) if feed is not None and (layers or embedding) else None
+    forward = recipe.student_forward or (lambda _m, xb: tap.run(xb) if tap is not None else net(xb))
+    layout = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    for m in (model, teacher) if recipe.channels_last else ():
+        if isinstance(m, torch.nn.Module):
+            m.to(memory_format=torch.channels_last)
     set_progress = getattr(loss_fn, "set_progress", None)
     try:
         with progress_bar() as bar:
             task = bar.add_task(f"{stage}", total=epochs * steps_per_epoch, completed=first * steps_per_epoch, info="")
             for epoch in range(first, epochs):
                 started = time.perf_counter()
-                order, shifts, flips = epoch_plan(len(y), seed, augment_seed, epoch, hflip)
-                mine, own = shard(order, len(y), seed, epoch)
+                order = epoch_order(n, seed, epoch)
+                views = recipe.views(n, seed, augment_seed, epoch, hflip, batch)
+                mine, own = shard(order, n, seed, epoch)
                 if feed is not None:
                     feed.start_epoch(epoch)
                 sums: dict[str, float] = {}
                 for step in range(steps_per_epoch):
                     idx = mine[step * batch:(step + 1) * batch]
-                    xb, yb = augment(x[idx], shifts[idx], flips[idx]).to(device), y[idx].to(device)
+                    xb, yb = recipe.batch(x, y, idx, views)
+                    xb = xb.contiguous(memory_format=layout).to(device)
+                    yb = yb.to(device) if isinstance(yb, torch.Tensor) else yb
                     if set_progress is not None:
                         set_progress((epoch * steps_per_epoch + step) / (epochs * steps_per_epoch))
-                    teacher_out = feed(xb, idx, own[step * batch:(step + 1) * batch]) if feed is not None else None
-                    student_out = tap.run(xb) if tap is not None else net(xb)
-                    loss, parts = loss_fn(student_out, teacher_out, yb)
+                    if recipe.teacher_forward is not None and teacher is not None:
+                        with torch.no_grad():
+                            teacher_out = recipe.teacher_forward(teacher, xb)
+                    else:
+                        teacher_out = feed(xb, idx, own[step * batch:(step + 1) * batch]) if feed is not None else None
+                    loss, parts = loss_fn(forward(net, xb), teacher_out, yb)
                     optimization_step(loss, parts, optimizer, scheduler, sums, stage, epoch, extra)
                     bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.3f}")
                 if feed is not None:
@@ -162,6 +216,9 @@ def train(
         for hooks in (tap, feed):
             if hooks is not None:
                 hooks.close()
+        for m in (model, teacher) if recipe.channels_last else ():
+            if isinstance(m, torch.nn.Module):
+                m.to(memory_format=torch.contiguous_format)
         if placed:
             _place(torch.device("cpu"), model, extra, teacher)
     return history

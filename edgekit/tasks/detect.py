@@ -165,14 +165,13 @@ class DetectionTask(Task):
 
     # --- training -------------------------------------------------------------------------------------
     def _train(self, ctx: StageContext, model: Any, loss: Any, teacher: Any, *, epochs: int, lr: float, seed: int,
-               stage: str, **kw: Any) -> list[dict[str, float]]:
-        from edgekit.detect.train import train_detector
+               stage: str, forward: Any = None) -> list[dict[str, float]]:
+        from edgekit.detect.train import detection_recipe
+        from edgekit.distill.train_loop import train
 
-        s = ctx.settings
-        split = ctx.targets("train")
-        return train_detector(model, ctx.images("train"), split.boxes, split.labels, num_classes=len(ctx.data.classes),
-                              loss_fn=loss, epochs=epochs, lr=lr, batch_size=s.batch_size, seed=seed, stage=stage,
-                              teacher=teacher, extra_params=list(getattr(loss, "parameters", list)()), **kw)
+        return train(model, ctx.images("train"), ctx.targets("train"), loss_fn=loss, teacher=teacher, epochs=epochs,
+                     lr=lr, batch_size=ctx.settings.batch_size, seed=seed, stage=stage,
+                     recipe=detection_recipe(len(ctx.data.classes), forward))
 
     def distill(self, ctx: StageContext, model: Any, teacher: Any, teacher_layers: list[str], label: str) -> Trained:
         from edgekit.detect.user_teacher import TEACHER
