@@ -8,7 +8,7 @@ is on the path and prints a digest of the trained weights and the loss history o
 
 benchmarks/results/loop_identity.md holds the two outputs.
 """
-import hashlib, json, sys, os, tempfile
+import hashlib, json, os, tempfile
 os.chdir(tempfile.mkdtemp())
 import torch
 from edgekit.distill import train_loop
