@@ -27,7 +27,7 @@ from edgekit.errors import EdgekitError, is_disk_full
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Distil, quantize, export and benchmark a PyTorch classifier for an edge device.")
+                  help="Distil, quantize, export and benchmark a PyTorch classifier or detector for an edge device.")
 OUT = Console() if sys.stdout.isatty() else Console(width=140)  # logs and CI: no squeezed tables
 ERR = Console(stderr=True, soft_wrap=True)
 DEBUG = {"on": False}
