@@ -46,7 +46,7 @@ def _fake_study(monkeypatch, tmp_path: Path, fails: set[int]):  # noqa: ANN202
     from rich.console import Console
 
     from edgekit.config import Settings
-    from edgekit.distill import tune
+    from edgekit import tune
     from edgekit.errors import EdgekitError
     from edgekit.stages.context import StageContext
 
