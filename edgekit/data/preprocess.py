@@ -7,6 +7,7 @@ by ``scale``, subtract ``mean``, divide by ``std``, lay out as NCHW (PyTorch, ON
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,3 +52,8 @@ def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype
 
 def dequantize_output(y: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (y.astype(np.float32) - zero_point) * scale
+
+
+def preprocess_spec(settings: Any) -> PreprocessSpec:
+    """The recipe the settings (``size``, ``mean``, ``std``) describe."""
+    return PreprocessSpec(size=(settings.size, settings.size), mean=tuple(settings.mean), std=tuple(settings.std))

@@ -9,6 +9,7 @@ existed names its one output with ``output``/``output_dtype``/``output_scale``, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +130,11 @@ def _quantization(detail: dict[str, Any]) -> dict[str, Any]:
     return {"dtype": dtype, "scale": float(detail["quantization"][0]), "zero_point": int(detail["quantization"][1])}
 
 
-def tflite_io(path: Path, order: list[int] | None = None, names: tuple[str, ...] = ("logits",)) -> dict[str, Any]:
+def tflite_io(path: Path, names: tuple[str, ...] = ("logits",),
+              order: Callable[[list[list[int]]], list[int]] | None = None) -> dict[str, Any]:
     """Input/output names, dtypes and quantization of a .tflite file, as preprocess.json states them.
 
-    ``order[k]`` is the index among the file's outputs of the output called ``names[k]`` (LiteRT may
+    ``order`` maps the file's output shapes to the index of the output called ``names[k]`` (LiteRT may
     reorder outputs; the task tells them apart). A one-output file also gets the flat ``output*`` keys."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -144,22 +146,14 @@ def tflite_io(path: Path, order: list[int] | None = None, names: tuple[str, ...]
                              "input_dtype": q_in["dtype"]}
     if "scale" in q_in:
         entry["input_scale"], entry["input_zero_point"] = q_in["scale"], q_in["zero_point"]
-    order = list(range(len(outs))) if order is None else order
-    entry["outputs"] = {name: {"index": i, **_quantization(outs[i])} for name, i in zip(names, order)}
+    indices = order([[int(v) for v in d["shape"]] for d in outs]) if order else list(range(len(outs)))
+    entry["outputs"] = {name: {"index": i, **_quantization(outs[i])} for name, i in zip(names, indices)}
     if len(outs) == 1:
         q = _quantization(outs[0])
         entry.update(output=outs[0]["name"], output_dtype=q["dtype"])
         if "scale" in q:
             entry["output_scale"], entry["output_zero_point"] = q["scale"], q["zero_point"]
     return entry
-
-
-def tflite_output_shapes(path: Path) -> list[list[int]]:
-    from ai_edge_litert.interpreter import Interpreter
-
-    with quiet_fds():
-        interpreter = Interpreter(model_path=str(path))
-    return [[int(v) for v in d["shape"]] for d in interpreter.get_output_details()]
 
 
 def onnx_io(path: Path) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import torch
 from rich.console import Console
 
 from edgekit.config import Settings
-from edgekit.data.preprocess import PreprocessSpec
+from edgekit.data.preprocess import PreprocessSpec, preprocess_spec
 from edgekit.tasks import get_task
 from edgekit.tasks.base import Task, TaskData
 
@@ -33,8 +33,7 @@ class StageContext:
 
     @property
     def spec(self) -> PreprocessSpec:
-        s = self.settings
-        return PreprocessSpec(size=(s.size, s.size), mean=tuple(s.mean), std=tuple(s.std))
+        return preprocess_spec(self.settings)
 
     def images(self, split: str) -> torch.Tensor:
         return self.data.images(split, self.spec)

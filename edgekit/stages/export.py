@@ -45,13 +45,12 @@ def run(ctx: StageContext) -> dict[str, Any]:
         reference = {"fp32": load_outputs(distill_dir), "int8": load_outputs(quantize_dir)}
         x_parity = ctx.eval_images()[:PARITY_IMAGES]
         extra = task.document_extra(classes)
-        onnx_metadata = {"edgekit.preprocess": embedded_document(spec, classes, "", planned_onnx_entry(task.output_names),
-                                                                 extra)}
         entries: dict[str, dict[str, Any]] = {}
         results: list[dict[str, Any]] = []
         for art in ARTIFACTS:
             def build(path: Path, art: dict[str, str] = art) -> tuple[dict[str, Any], str]:
-                metadata = {k: {**v, "artifact": path.name} for k, v in onnx_metadata.items()}
+                metadata = {"edgekit.preprocess": embedded_document(spec, classes, path.name,
+                                                                    planned_onnx_entry(task.output_names), extra)}
                 write_file(art, models, x_parity[:1], path, metadata, list(task.output_names))
                 entry = task.io_entry(path, classes)
                 if art["format"] == "tflite":

@@ -45,10 +45,9 @@ class ClassificationTask(Task):
 
     def load_data(self, settings: Settings) -> ImageData:
         from edgekit.data.loading import load_image_data
-        from edgekit.data.preprocess import PreprocessSpec
+        from edgekit.data.preprocess import preprocess_spec
 
-        spec = PreprocessSpec(size=(settings.size, settings.size), mean=tuple(settings.mean), std=tuple(settings.std))
-        return load_image_data(settings.data, spec, settings.skip_bad_images)
+        return load_image_data(settings.data, preprocess_spec(settings), settings.skip_bad_images)
 
     def targets(self, data: ImageData, split: str) -> torch.Tensor:
         return data.labels(split)
@@ -227,7 +226,7 @@ class ClassificationTask(Task):
     def score(self, data: ImageData, split: str, outputs: Outputs) -> dict[str, float]:
         return {"accuracy": float(np.mean(outputs["logits"].argmax(1) == data.splits[split][1]))}
 
-    def agreement(self, data: ImageData, outputs: Outputs, reference: Outputs) -> float:
+    def agreement(self, data: ImageData | None, outputs: Outputs, reference: Outputs) -> float:
         n = len(outputs["logits"])
         return float(np.mean(outputs["logits"].argmax(1) == reference["logits"][:n].argmax(1)))
 
@@ -239,7 +238,7 @@ class ClassificationTask(Task):
 
     def parity(self, outputs: Outputs, reference: Outputs) -> tuple[dict[str, Any], str]:
         n = len(outputs["logits"])
-        agreement = float(np.mean(outputs["logits"].argmax(1) == reference["logits"][:n].argmax(1)))
+        agreement = self.agreement(None, outputs, reference)
         return ({"parity_images": n, "parity_agreement": agreement},
                 f"top-1 agreement with PyTorch {agreement:.3f} on {n} images")
 

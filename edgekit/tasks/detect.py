@@ -222,14 +222,16 @@ class DetectionTask(Task):
 
     # --- files ----------------------------------------------------------------------------------------
     def io_entry(self, path: Path, classes: list[str]) -> dict[str, Any]:
-        from edgekit.runtime.runners import onnx_io, tflite_io, tflite_output_shapes
+        from edgekit.runtime.runners import onnx_io, tflite_io
 
         if path.suffix == ".onnx":
             return onnx_io(path)
-        # which is which: the scores have one column per class, the boxes four (same width: the first is scores)
-        widths = [shape[1] for shape in tflite_output_shapes(path)]
-        order = sorted(range(len(widths)), key=lambda i: (widths[i] != len(classes), i))
-        return tflite_io(path, order, OUTPUTS)
+
+        def order(shapes: list[list[int]]) -> list[int]:
+            # which is which: the scores have one column per class, the boxes four (same width: the first is scores)
+            return sorted(range(len(shapes)), key=lambda i: (shapes[i][1] != len(classes), i))
+
+        return tflite_io(path, OUTPUTS, order)
 
     def parity(self, outputs: Outputs, reference: Outputs) -> tuple[dict[str, Any], str]:
         n = len(outputs["scores"])
