@@ -112,3 +112,17 @@ def test_tune_exits_2_in_one_line_when_every_trial_diverges(tmp_path: Path) -> N
     assert last.startswith("error: every one of the 2 trials failed (distill: the loss became"), last
     trials = json.loads((tmp_path / "wild" / "tune.json").read_text())["trials"]
     assert [t["status"] for t in trials] == ["failed", "failed"]
+
+
+def test_tune_refuses_a_task_without_methods_to_search(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "detect.toml"
+    config.write_text('task = "detect"\n')
+    done = subprocess.run([str(Path(sys.executable).parent / "edgekit"), "tune", "--config", str(config),
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "tune searches distillation methods" in lines[0] and "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()
