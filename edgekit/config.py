@@ -1,8 +1,9 @@
 """Every parameter of the chain, as one flat set of keys shared by flags and ``--config`` files.
 
 The keys of the TOML file are exactly the long flag names with ``-`` written as ``_``; a flag given on
-the command line wins over the file. Each stage reads only the keys it declares (``STAGE_KEYS``),
-so changing a benchmark option never retrains a model.
+the command line wins over the file. Each stage reads only its own share of them, a dataclass listed in
+``edgekit/stages/settings.py`` whose fields are the stage's fingerprint, so changing a benchmark option never
+retrains a model.
 """
 
 from __future__ import annotations
@@ -94,46 +95,11 @@ class Settings:
         self.teacher_epochs = self.distill_epochs = self.qat_epochs = epochs
 
 
-STAGE_KEYS: dict[str, tuple[str, ...]] = {
-    "teacher": ("task", "data", "images", "size", "seed", "mean", "std", "batch_size", "hflip", "teacher",
-                "teacher_arch", "teacher_epochs", "teacher_lr"),
-    "distill": ("task", "data", "images", "size", "seed", "mean", "std", "batch_size", "hflip", "student", "width",
-                "temperature", "alpha", "distill_epochs", "distill_lr", "method", "teacher_layers", "student_layers",
-                "assistants", "generations"),
-    "quantize": ("task", "data", "images", "size", "seed", "mean", "std", "batch_size", "hflip", "temperature", "alpha",
-                 "quant_method", "qat_epochs", "qat_lr", "calibration_batches"),
-    "export": ("task", "data", "images", "size", "mean", "std"),
-    "benchmark": ("task", "data", "images", "size", "seed", "mean", "std", "target", "threads", "latency_runs",
-                  "latency_seconds"),
-}
-
 # Keys the config file accepts besides Settings fields.
 EXTRA_KEYS = ("epochs",)
 _HINTS: dict[str, Any] = {**get_type_hints(Settings), "epochs": int}
 METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "student": tuple(STUDENTS),
                   "task": tuple(TASKS)}
-
-
-def stage_params(settings: Settings, stage: str) -> dict[str, Any]:
-    """The settings a stage's output depends on (its fingerprint): its keys, less those its task never reads."""
-    ignored = get_task(settings.task).ignored_keys
-    params = {k: getattr(settings, k) for k in STAGE_KEYS[stage] if k not in ignored}
-    if stage == "teacher":
-        params.update(teacher_source_params(settings))
-    return params
-
-
-def teacher_source_params(settings: Settings) -> dict[str, Any]:
-    """What else decides the teacher: an ensemble's members and weights; for self-distillation, the student's
-    architecture (the first generation is the teacher)."""
-    strategy = method_strategy(settings.method)
-    if strategy == "ensemble":
-        count = None if settings.teacher else settings.ensemble_size
-        return {"ensemble": {"extra_teachers": settings.extra_teachers, "trained": count,
-                             "weights": settings.teacher_weights}}
-    if strategy == "self":
-        return {"self": {"student": settings.student, "width": settings.width}}
-    return {}
 
 
 def method_strategy(method: str) -> str | None:

@@ -59,7 +59,7 @@ def run_trial(ctx: StageContext, number: int, method: str, temperature: float, a
                                    distill_epochs=epochs, soft_label_cache=trial_cache(ctx))
     trial = StageContext(settings=settings, out=trial_folder(ctx.out, number), console=ctx.console)
     started = time.perf_counter()
-    distill.run(trial)
+    distill.run(trial)  # on the trial's distill settings (StageContext.for_stage)
     x_val, y_val = ctx.split("val")
     val = accuracy(predict(load_student(trial.out / "distill"), x_val), y_val)
     return val, round(time.perf_counter() - started, 1)
@@ -76,7 +76,7 @@ def prefill_trials(ctx: StageContext, methods: list[str], epochs: int) -> dict[s
     """Fill the trials' soft-label cache for all ``methods`` at once; None when there is nothing to fill."""
     from edgekit.distill.prefill import prefill_for_run
 
-    result = prefill_for_run(ctx, methods, epochs, trial_cache(ctx))
+    result = prefill_for_run(ctx.for_stage("distill"), methods, epochs, trial_cache(ctx))
     if result is None:
         return None
     union = result["method"]

@@ -21,7 +21,6 @@ from edgekit.bench.size_breakdown import tflite_bytes
 from edgekit.estimate.target_profiles import load_target
 from edgekit.bench.threads import thread_counts
 from edgekit.runtime.versions import host_info, library_versions
-from edgekit.config import as_dict, stage_params
 from edgekit.distill.progress import progress_bar
 from edgekit.errors import EdgekitError, is_disk_full
 from edgekit.estimate.onnx_graph import graph_ops
@@ -137,7 +136,7 @@ def build_measurements(ctx: StageContext, artifacts: list[dict[str, Any]], threa
 def run_provenance(ctx: Any, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Stage timings, library versions and settings: the part of measurements.json every task shares."""
     return {"stages": {name: {"seconds": rec["seconds"], "finished_at": rec["finished_at"]} for name, rec in records.items()},
-            "versions": library_versions(), "settings": as_dict(ctx.settings)}
+            "versions": library_versions(), "settings": ctx.settings.record}
 
 
 def save_measurements(folder: Path, measurements: dict[str, Any], teacher_graph: dict[str, Any] | None) -> dict[str, Any]:
@@ -181,6 +180,7 @@ def measure_artifacts(ctx: Any, export_record: dict[str, Any], measure_one: Meas
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
+    ctx = ctx.for_stage("benchmark")
     s = ctx.settings
     export_record = read_stage(ctx.out, "export")
     threads = thread_counts(s.threads, load_target(s.target)).host
@@ -198,5 +198,5 @@ def run(ctx: StageContext) -> dict[str, Any]:
             ctx.task.metric.name)
         return save_measurements(folder, build_measurements(ctx, rows, threads), teacher_graph(ctx, x_t[:1]))
 
-    return run_stage("benchmark", VERSION, stage_params(s, "benchmark"), inputs, ctx.out, body,
+    return run_stage("benchmark", VERSION, s.fingerprint(), inputs, ctx.out, body,
                      force=ctx.force or retry_failed(ctx.out, "benchmark", ctx.console), console=ctx.console)

@@ -1,7 +1,11 @@
-"""What every stage function receives: the settings, the task, the run folder, and how to report."""
+"""What every stage function receives: its settings, the task, the run folder, and how to report.
+
+The chain builds one context from the run's settings; each stage works on ``ctx.for_stage(name)``, whose
+``settings`` are the stage's own dataclass (stages/settings.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,16 +15,21 @@ from rich.console import Console
 
 from edgekit.config import Settings
 from edgekit.data.preprocess import PreprocessSpec, preprocess_spec
+from edgekit.stages.settings import DataSettings, for_stage
 from edgekit.tasks import get_task
 from edgekit.tasks.base import Task, TaskData
 
 
 @dataclass
 class StageContext:
-    settings: Settings
+    settings: Settings | DataSettings  # the run's, or (inside a stage) the stage's
     out: Path
     force: bool = False
     console: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+
+    def for_stage(self, stage: str) -> StageContext:
+        """This context with the stage's own settings in place of the run's."""
+        return dataclasses.replace(self, settings=for_stage(self.settings, stage))
 
     @property
     def task(self) -> Task:

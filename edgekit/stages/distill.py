@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from edgekit.config import stage_params
 from edgekit.models.predictions import save_outputs
 from edgekit.models.stage_models import GUIDE
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
@@ -24,6 +23,7 @@ VERSION = "5"  # 2: methods; augmentation drawn per epoch and image. 3: DKD NCKD
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
+    ctx = ctx.for_stage("distill")
     s, task = ctx.settings, ctx.task
     teacher_record = read_stage(ctx.out, "teacher")
     teacher_dir = stage_dir(ctx.out, "teacher")
@@ -69,6 +69,6 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 "temperature": s.temperature, "alpha": s.alpha, "method": s.method, "intermediate": steps,
                 "history": trained.history, **trained.extra}
 
-    return run_stage("distill", VERSION, stage_params(s, "distill"), inputs, ctx.out, body,
+    return run_stage("distill", VERSION, s.fingerprint(), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.runtime.runners import open_runner
-from edgekit.config import stage_params
 from edgekit.export.artifact_meta import LABELS_FILE, PREPROCESS_FILE, embedded_document, labels_text, preprocess_document
 from edgekit.export.formats import planned_onnx_entry, write_file
 from edgekit.registry import ARTIFACTS
@@ -32,6 +31,7 @@ PARITY_IMAGES = 64
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
+    ctx = ctx.for_stage("export")
     s, task = ctx.settings, ctx.task
     read_stage(ctx.out, "quantize")
     distill_dir, quantize_dir = stage_dir(ctx.out, "distill"), stage_dir(ctx.out, "quantize")
@@ -67,5 +67,5 @@ def run(ctx: StageContext) -> dict[str, Any]:
         write_json_atomic(folder / PREPROCESS_FILE, preprocess_document(spec, entries, extra))
         return {"artifacts": results, FAILED_FILES: failed_names(results)}
 
-    return run_stage("export", VERSION, stage_params(s, "export"), inputs, ctx.out, body,
+    return run_stage("export", VERSION, s.fingerprint(), inputs, ctx.out, body,
                      force=ctx.force or retry_failed(ctx.out, "export", ctx.console), console=ctx.console)

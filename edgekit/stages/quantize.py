@@ -11,7 +11,6 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from edgekit.config import stage_params
 from edgekit.models.checkpoint import WEIGHTS
 from edgekit.models.predictions import save_outputs
 from edgekit.models.stage_models import guide_folder
@@ -26,6 +25,7 @@ VERSION = "5"  # 2: augmentation drawn per epoch and image; soft-label cache; gu
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
+    ctx = ctx.for_stage("quantize")
     s, task = ctx.settings, ctx.task
     read_stage(ctx.out, "distill")
     distill_dir, teacher_dir = stage_dir(ctx.out, "distill"), stage_dir(ctx.out, "teacher")
@@ -63,5 +63,5 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 "loss": task.qat_loss(s) if s.quant_method == "qat" else None,
                 "history": history}
 
-    return run_stage("quantize", VERSION, stage_params(s, "quantize"), inputs, ctx.out, body,
+    return run_stage("quantize", VERSION, s.fingerprint(), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)

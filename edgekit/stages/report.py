@@ -16,6 +16,7 @@ from edgekit.stages.context import StageContext
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
+    ctx = ctx.for_stage("benchmark")
     s = ctx.settings
     folder = stage_dir(ctx.out, "benchmark")
     measurements = json.loads((folder / MEASUREMENTS).read_text(encoding="utf-8"))

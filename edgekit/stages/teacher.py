@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekit.config import method_strategy, stage_params
+from edgekit.config import method_strategy
 from edgekit.models.stage_models import ENSEMBLE_FILE, member_dir
 from edgekit.models.user_weights import check_teacher_file
 from edgekit.pipeline.atomic import write_json_atomic
@@ -16,6 +16,7 @@ VERSION = "3"  # 2: augmentation drawn per epoch and image (train_loop.epoch_pla
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
+    ctx = ctx.for_stage("teacher")
     s, task = ctx.settings, ctx.task
     files = [Path(f) for f in ([s.teacher] if s.teacher else []) + list(s.extra_teachers)]
     inputs: dict[str, Any] = {"data": ctx.data.identity}
@@ -53,5 +54,5 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 "members": [{k: v for k, v in m.items() if k != "history"} for m in members],
                 "history": members[0]["history"]}
 
-    return run_stage("teacher", VERSION, stage_params(s, "teacher"), inputs, ctx.out, body,
+    return run_stage("teacher", VERSION, s.fingerprint(), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)
