@@ -18,7 +18,7 @@ from rich.table import Table
 
 from edgekit.cli_options import (
     Data, Task, Images, TeacherFile, TeacherArch, Student, Width, Size, Temperature, Alpha, Epochs, QuantMethod,
-    Method, Nproc, TrainDevice, SoftLabels, Target, Threads, Budget, DeviceOpt, Seed, Out, Config, Force,
+    Method, Io, Nproc, TrainDevice, SoftLabels, Target, Threads, Budget, DeviceOpt, Seed, Out, Config, Force,
     ForceStage, Debug, SkipBad)
 from edgekit.config import Settings, build_settings, load_config_file
 from edgekit.errors import EdgekitError, is_disk_full
@@ -37,7 +37,7 @@ DEBUG = {"on": False}
 def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads the signature
     def command(data: Data = None, task: Task = None, images: Images = None, teacher: TeacherFile = None, teacher_arch: TeacherArch = None,
                 student: Student = None, width: Width = None, size: Size = None, temperature: Temperature = None,
-                alpha: Alpha = None, epochs: Epochs = None, method: Method = None, quant_method: QuantMethod = None,
+                alpha: Alpha = None, epochs: Epochs = None, method: Method = None, quant_method: QuantMethod = None, io: Io = None,
                 soft_label_cache: SoftLabels = None, nproc: Nproc = None, train_device: TrainDevice = None, target: Target = None,
                 threads: Threads = None, budget: Budget = None, device: DeviceOpt = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
                 force: Force = False, force_stage: ForceStage = None, skip_bad_images: SkipBad = False,
@@ -48,7 +48,7 @@ def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads t
                  "extra_teachers": [str(t) for t in teacher[1:]] if teacher and len(teacher) > 1 else None,
                  "method": method, "soft_label_cache": soft_label_cache, "nproc": nproc, "train_device": train_device,
                  "teacher_arch": teacher_arch, "student": student, "width": width, "size": size,
-                 "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method,
+                 "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method, "io": io,
                  "target": target, "threads": threads, "budget": budget or None, "device": device, "seed": seed,
                  "skip_bad_images": skip_bad_images or None}
         _run(stages, flags, out, config, force, force_stage=force_stage)

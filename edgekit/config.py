@@ -75,6 +75,8 @@ class Settings:
     qat_epochs: int = 3
     qat_lr: float = 0.005
     calibration_batches: int = 16
+    # export
+    io: str = "uint8"  # INT8 .tflite input and output: uint8 (raw RGB pixels in, as apps and MediaPipe feed them) or int8 (TFLite Micro)
     # benchmark
     target: str = "rpi4"
     threads: int | None = None  # host threads for latency; None: the target's, capped at this host's cores
@@ -98,7 +100,7 @@ class Settings:
 # Keys the config file accepts besides Settings fields.
 EXTRA_KEYS = ("epochs",)
 _HINTS: dict[str, Any] = {**get_type_hints(Settings), "epochs": int}
-METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "student": tuple(STUDENTS),
+METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "io": ("uint8", "int8"), "student": tuple(STUDENTS),
                   "task": tuple(TASKS)}
 
 
@@ -275,6 +277,10 @@ def validate(s: Settings) -> None:
         if getattr(s, key) not in choices:
             raise EdgekitError(f"{key.replace('_', '-')} '{getattr(s, key)}' is not known",
                                f"choose one of {', '.join(choices)}")
+    if s.io == "uint8":
+        from edgekit.export.tflite_raw_pixels import raw_pixel_quantization
+
+        raw_pixel_quantization(s.mean, s.std)  # the recipe must fit a uint8 input's scale and zero point
     get_task(s.task).validate(s)
 
 

@@ -54,7 +54,7 @@ def test_detection_run_writes_the_artifact_contract(detect_run: Path) -> None:
     det = recipe["detection"]
     assert det["task"] == "detect" and det["strides"] == [8, 16] and det["outputs"] == ["scores", "boxes"]
     assert set(recipe["artifacts"]) == set(FILES)
-    assert recipe["artifacts"]["model_int8.tflite"]["input_dtype"] == "int8"
+    assert recipe["artifacts"]["model_int8.tflite"]["input_dtype"] == "uint8"
     import onnx
 
     for name in ("model_fp32.onnx", "model_int8.onnx"):  # an ONNX file carries its recipe too, decoding included

@@ -159,15 +159,17 @@ def _own_runtime_logits(path: Path, entry: dict, x_nhwc: np.ndarray) -> np.ndarr
     interpreter.allocate_tensors()
     inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     x = x_nhwc
-    if entry["input_dtype"] == "int8":
-        x = np.clip(np.round(x / entry["input_scale"]) + entry["input_zero_point"], -128, 127).astype(np.int8)
+    if entry["input_dtype"] in ("int8", "uint8"):
+        info = np.iinfo(entry["input_dtype"])
+        x = np.clip(np.round(x / entry["input_scale"]) + entry["input_zero_point"], info.min, info.max)
+        x = x.astype(entry["input_dtype"])
     logits = []
     for image in x:
         interpreter.set_tensor(inp["index"], image[None])
         interpreter.invoke()
         logits.append(interpreter.get_tensor(outp["index"])[0])
     raw = np.stack(logits).astype(np.float32)
-    if entry["output_dtype"] == "int8":
+    if entry["output_dtype"] in ("int8", "uint8"):
         raw = (raw - entry["output_zero_point"]) * entry["output_scale"]
     return raw
 
@@ -254,11 +256,14 @@ def test_preprocess_document(out: Path, preprocess: dict) -> None:
         assert entry["input_dtype"] in ("float32", "int8", "uint8"), name
     assert doc["artifacts"]["model_fp32.tflite"]["input_dtype"] == "float32"
     q = doc["artifacts"]["model_int8.tflite"]
-    assert q["input_dtype"] == "int8" and q["output_dtype"] == "int8"
+    # raw pixels in (the default --io uint8): the recipe x = pixel / 255 is the input's own quantization
+    assert q["input_dtype"] == "uint8" and q["output_dtype"] == "uint8"
+    assert q["input_scale"] == pytest.approx(1 / 255) and q["input_zero_point"] == 0
+    assert q["input_feed"].startswith("uint8 NHWC: the resized image's RGB pixel values as they are")
     for key in ("input_scale", "output_scale"):
         assert isinstance(q[key], float) and q[key] > 0, key
     for key in ("input_zero_point", "output_zero_point"):
-        assert isinstance(q[key], int) and -128 <= q[key] <= 127, key
+        assert isinstance(q[key], int) and 0 <= q[key] <= 255, key
 
 
 def test_preprocess_matches_the_tflite_files(out: Path, preprocess: dict) -> None:
@@ -272,7 +277,7 @@ def test_preprocess_matches_the_tflite_files(out: Path, preprocess: dict) -> Non
         assert list(inp["shape"][1:]) == [SIZE, SIZE, 3], "TFLite input must be NHWC"
         assert np.dtype(inp["dtype"]).name == entry["input_dtype"]
         assert np.dtype(outp["dtype"]).name == entry["output_dtype"]
-        if entry["input_dtype"] == "int8":
+        if entry["input_dtype"] in ("int8", "uint8"):
             assert inp["quantization"][0] == pytest.approx(entry["input_scale"])
             assert inp["quantization"][1] == entry["input_zero_point"]
             assert outp["quantization"][0] == pytest.approx(entry["output_scale"])
@@ -379,7 +384,8 @@ def _weighted_ops(ops: list[tuple[str, list[int | None]]]) -> dict[str, list[lis
 def test_int8_tflite_holds_integer_weights(out: Path) -> None:
     from ai_edge_litert import schema_py_generated as schema
 
-    INT8, INT32, FLOAT32 = schema.TensorType.INT8, schema.TensorType.INT32, schema.TensorType.FLOAT32
+    INT8, INT32, FLOAT32, UINT8 = (schema.TensorType.INT8, schema.TensorType.INT32, schema.TensorType.FLOAT32,
+                                   schema.TensorType.UINT8)
     ops, tensors, input_type, output_type = _tflite_ops(out / "artifacts" / "model_int8.tflite")
     weighted = _weighted_ops(ops)
     # MobileNetV2: 35 convolutions, 17 depthwise, one classifier
@@ -388,10 +394,13 @@ def test_int8_tflite_holds_integer_weights(out: Path) -> None:
         for types in calls:
             assert types[0] == INT8 and types[1] == INT8, f"{name}: activation/weight types {types}"
             assert len(types) == 3 and types[2] == INT32, f"{name}: bias types {types}"
-    # integer from end to end: int8 in and out, no (de)quantization inside, no float tensor anywhere
-    assert input_type == INT8 and output_type == INT8
-    assert not [op for op, _ in ops if op in ("DEQUANTIZE", "QUANTIZE")], sorted({op for op, _ in ops})
-    assert set(tensors) <= {INT8, INT32}, f"{tensors.count(FLOAT32)} float32 tensors in the INT8 file"
+    # integer from end to end: uint8 pixels in, uint8 scores out, each requantized to int8 by one QUANTIZE at
+    # the graph's edge; no dequantization, no float tensor anywhere
+    assert input_type == UINT8 and output_type == UINT8
+    assert [op for op, _ in ops if op in ("DEQUANTIZE", "QUANTIZE")] == ["QUANTIZE", "QUANTIZE"]
+    assert ops[0] == ("QUANTIZE", [UINT8]) and ops[-1] == ("QUANTIZE", [INT8])
+    assert set(tensors) <= {INT8, INT32, UINT8}, f"{tensors.count(FLOAT32)} float32 tensors in the INT8 file"
+    assert tensors.count(UINT8) == 2
     # the check can tell: the FP32 file has the same weighted operators, all float
     fp_ops, fp_tensors, fp_in, _ = _tflite_ops(out / "artifacts" / "model_fp32.tflite")
     fp_weighted = _weighted_ops(fp_ops)
@@ -403,20 +412,16 @@ def test_int8_tflite_holds_integer_weights(out: Path) -> None:
 # --- an app feeding the INT8 file from preprocess.json alone ----------------------------------------
 
 def _app_input(image_u8: np.ndarray, doc: dict, entry: dict) -> np.ndarray:
-    """What an app does with preprocess.json: resize, scale, standardise, NHWC, quantize."""
+    """What an app does with preprocess.json for a uint8 file: resize to RGB, and hand over the bytes."""
     height, width = doc["size"]
     filters = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST,
                "bicubic": Image.Resampling.BICUBIC}
     image = Image.fromarray(image_u8).convert(doc["color"]).resize((width, height), filters[doc["interpolation"]])
-    x = np.asarray(image, dtype=np.float32) * np.float32(doc["scale"])
-    x = (x - np.asarray(doc["mean"], dtype=np.float32)) / np.asarray(doc["std"], dtype=np.float32)
-    x = x[None]  # NHWC, batch of one
-    assert entry["layout"] == "NHWC"
-    q = np.round(x / entry["input_scale"]) + entry["input_zero_point"]
-    return np.clip(q, -128, 127).astype(np.int8)
+    assert entry["layout"] == "NHWC" and entry["input_dtype"] == "uint8"
+    return np.asarray(image, dtype=np.uint8)[None]  # NHWC, batch of one
 
 
-def test_app_feeding_int8_tflite_from_preprocess_json(out: Path, preprocess: dict) -> None:
+def test_app_feeding_raw_pixels_to_the_int8_tflite(out: Path, preprocess: dict) -> None:
     from ai_edge_litert.interpreter import Interpreter
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

@@ -21,7 +21,7 @@ EXPECTED = {
     "distill": TRAINING | {"student", "width", "temperature", "alpha", "distill_epochs", "distill_lr", "method",
                            "teacher_layers", "student_layers", "assistants", "generations"},
     "quantize": TRAINING | {"temperature", "alpha", "quant_method", "qat_epochs", "qat_lr", "calibration_batches"},
-    "export": DATA,
+    "export": DATA | {"io"},
     "benchmark": DATA | {"target", "threads", "latency_runs", "latency_seconds"},
 }
 

@@ -26,3 +26,13 @@ def embedded_document(spec: PreprocessSpec, classes: list[str], name: str, entry
 
 def labels_text(classes: list[str]) -> str:
     return "".join(f"{name}\n" for name in classes)
+
+
+def input_feed(entry: dict[str, Any]) -> str:
+    """What an app hands the file, in words (preprocess.json's ``input_feed``)."""
+    dtype, layout = entry["input_dtype"], entry.get("layout", "NCHW")
+    if dtype == "uint8":
+        return f"uint8 {layout}: the resized image's RGB pixel values as they are (0..255), no normalization"
+    if dtype == "int8":
+        return f"int8 {layout}: pixel value - 128 (the input's scale and zero point apply the recipe)"
+    return f"float32 {layout}: (pixel * scale - mean) / std per channel"

@@ -7,14 +7,17 @@ is an entry there, its writer here (or in a module of its own) and its runner in
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from edgekit.data.preprocess import PreprocessSpec
 from edgekit.runtime.ort_session import SESSION_CONFIG
 from edgekit.export.onnx_format import INPUT_NAME, export_onnx
 from edgekit.export.tflite_format import export_tflite
+from edgekit.export.tflite_raw_pixels import raw_pixel_io
 from edgekit.registry import FORMATS, load
 
 # Which model each file is made from: the FP32 student, the PT2E INT8 graph, or (for ONNX, whose
@@ -22,24 +25,36 @@ from edgekit.registry import FORMATS, load
 SOURCE_MODEL = {("onnx", "fp32"): "fp32", ("onnx", "int8"): "int8_folded", ("tflite", "fp32"): "fp32",
                 ("tflite", "int8"): "int8"}
 
-Writer = Callable[[torch.nn.Module, torch.Tensor, Path, dict[str, Any], list[str], bool], None]
+@dataclass(frozen=True)
+class FileJob:
+    """What a format's writer needs besides the model: where, an example input, the recipe, the I/O types."""
+
+    path: Path
+    example: torch.Tensor  # NCHW, one image
+    spec: PreprocessSpec
+    outputs: list[str]
+    int8: bool
+    io: str  # an INT8 .tflite's input and output: "uint8" (raw pixels) or "int8"
+    metadata: dict[str, Any]  # ONNX metadata_props (the recipe); a .tflite gets its metadata once its I/O is known
 
 
-def write_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, Any], outputs: list[str],
-          int8: bool) -> None:
-    export_onnx(model, example, path, metadata, output_names=outputs)
+Writer = Callable[[torch.nn.Module, FileJob], None]
 
 
-def write_tflite(model: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, Any], outputs: list[str],
-            int8: bool) -> None:
-    export_tflite(model, example, path, int8=int8)  # its metadata is embedded once the file's I/O is known
+def write_onnx(model: torch.nn.Module, job: FileJob) -> None:
+    export_onnx(model, job.example, job.path, job.metadata, output_names=job.outputs)
 
 
-def write_file(art: dict[str, str], models: dict[str, torch.nn.Module], example: torch.Tensor, path: Path,
-               metadata: dict[str, Any], outputs: list[str]) -> None:
+def write_tflite(model: torch.nn.Module, job: FileJob) -> None:
+    export_tflite(model, job.example, job.path, int8=job.int8)
+    if job.int8 and job.io == "uint8":
+        raw_pixel_io(job.path, list(job.spec.mean), list(job.spec.std))
+
+
+def write_file(art: dict[str, str], models: dict[str, torch.nn.Module], job: FileJob) -> None:
     model = models[SOURCE_MODEL[art["format"], art["precision"]]]
     writer: Writer = load(FORMATS[art["format"]]["writer"])
-    writer(model, example, path, metadata, outputs, art["precision"] == "int8")
+    writer(model, job)
 
 
 def planned_onnx_entry(outputs: tuple[str, ...]) -> dict[str, Any]:

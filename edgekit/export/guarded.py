@@ -54,6 +54,7 @@ def error_text(exc: BaseException) -> str:
 
 def _failed(row: dict[str, Any], path: Path, exc: Exception, console: Console) -> None:
     path.unlink(missing_ok=True)
+    path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # a rewrite in place cut short (tflite metadata)
     row.update(status="failed", failed_in="export", error=error_text(exc), traceback=traceback.format_exc())
     console.print(f"export: {row['name']} failed: {row['error']}", markup=False, highlight=False)
 

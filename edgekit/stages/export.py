@@ -2,22 +2,23 @@
 
 Each file is built by its format's function (export/formats.py) and fails alone (as in Ultralytics'
 exporter): a failed conversion is recorded with its error, and the other files are still written. Every
-file carries its own copy of the recipe (ONNX metadata, TFLite metadata buffer) and is checked against
+file carries its own copy of the recipe (ONNX metadata; in a .tflite an ``edgekit.preprocess`` buffer beside the
+standard TFLite metadata and its labels file, which MediaPipe Tasks read) and is checked against
 the PyTorch model it came from, run the way preprocess.json tells an app to run it.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from edgekit.runtime.runners import open_runner
-from edgekit.export.artifact_meta import LABELS_FILE, PREPROCESS_FILE, embedded_document, labels_text, preprocess_document
-from edgekit.export.formats import planned_onnx_entry, write_file
+from edgekit.export.artifact_meta import (LABELS_FILE, PREPROCESS_FILE, embedded_document, input_feed, labels_text,
+                                          preprocess_document)
+from edgekit.export.formats import FileJob, planned_onnx_entry, write_file
 from edgekit.registry import ARTIFACTS
 from edgekit.export.guarded import FAILED_FILES, failed_names, guarded_export, retry_failed
-from edgekit.export.tflite_format import METADATA_NAME, embed_metadata
+from edgekit.export.tflite_metadata import write_tflite_metadata
 from edgekit.models.predictions import load_outputs
 from edgekit.quantize.saved_graph import load_prepared_module
 from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
@@ -26,7 +27,7 @@ from edgekit.quantize import pt2e
 from edgekit.quantize.converted_cache import converted_graph
 from edgekit.stages.context import StageContext
 
-VERSION = "3"  # 2: int8 initializers not shared between nodes; session_config in preprocess.json. 3: one chain for every task; detection ONNX files carry the recipe
+VERSION = "4"  # 2: int8 initializers not shared between nodes; session_config in preprocess.json. 3: one chain for every task; detection ONNX files carry the recipe. 4: standard TFLite metadata and labels inside; INT8 .tflite takes raw uint8 pixels (--io)
 PARITY_IMAGES = 64
 
 
@@ -51,11 +52,15 @@ def run(ctx: StageContext) -> dict[str, Any]:
             def build(path: Path, art: dict[str, str] = art) -> tuple[dict[str, Any], str]:
                 metadata = {"edgekit.preprocess": embedded_document(spec, classes, path.name,
                                                                     planned_onnx_entry(task.output_names), extra)}
-                write_file(art, models, x_parity[:1], path, metadata, list(task.output_names))
+                write_file(art, models, FileJob(path, x_parity[:1], spec, list(task.output_names),
+                                                art["precision"] == "int8", s.io, metadata))
                 entry = task.io_entry(path, classes)
+                entry["input_feed"] = input_feed(entry)
                 if art["format"] == "tflite":
-                    embed_metadata(path, METADATA_NAME,
-                                   json.dumps(embedded_document(spec, classes, path.name, entry, extra)).encode())
+                    order = sorted(entry["outputs"], key=lambda name: entry["outputs"][name]["index"])
+                    write_tflite_metadata(path, recipe=embedded_document(spec, classes, path.name, entry, extra),
+                                          kind=task.model_kind, classes=classes, entry=entry, spec=spec,
+                                          outputs={name: task.output_descriptions[name] for name in order})
                 entries[path.name] = entry
                 outputs = open_runner(path, entry, threads=1).outputs(x_parity.numpy())
                 return task.parity(outputs, reference[art["precision"]])

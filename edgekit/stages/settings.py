@@ -121,6 +121,7 @@ class QuantizeSettings(TrainingSettings):
 
 @dataclass(frozen=True)
 class ExportSettings(DataSettings):
+    io: str
     stage: ClassVar[str] = "export"
 
 

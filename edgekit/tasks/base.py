@@ -67,7 +67,9 @@ class Task(ABC):
     metric: ClassVar[Metric]
     defaults: ClassVar[dict[str, Any]] = {}       # Settings defaults that differ for this task
     ignored_keys: ClassVar[frozenset[str]] = frozenset()  # settings this task never reads: kept out of fingerprints
-    output_names: ClassVar[tuple[str, ...]]       # the files' outputs, in order
+    output_names: ClassVar[tuple[str, ...]]       # the files' outputs, in order; the first holds the class scores
+    output_descriptions: ClassVar[dict[str, str]]  # what each output holds, for the files' standard metadata
+    model_kind: ClassVar[str]                     # "image classifier", ...: the files' metadata name
     alpha_convention: ClassVar[str]               # what --alpha weighs, as the report says it
     tunable: ClassVar[bool] = False               # `edgekit tune` can search its distillation methods
     parity_gate: ClassVar[float]                  # the agreement a file needs to be recommended for deployment

@@ -33,6 +33,8 @@ class ClassificationTask(Task):
     name = "classify"
     metric = Metric(key="accuracy", name="accuracy")
     output_names = ("logits",)
+    output_descriptions = {"logits": "class scores (logits: the highest is the prediction; softmax gives probabilities)"}
+    model_kind = "image classifier"
     alpha_convention = "weight of the teacher terms"
     tunable = True
     parity_gate = 0.99  # top-1 agreement with the PyTorch model

@@ -63,7 +63,12 @@ class DetectionTask(Task):
     metric = Metric(key="map50", name="mAP50", also=("map50_95",), names={"map50_95": "mAP50-95"},
                     agreement="F1 of matching the file's detections to PyTorch's (same class, IoU >= 0.5) at "
                               f"score {DEFAULT_SCORE}, NMS IoU {DEFAULT_IOU}")
-    output_names = OUTPUTS
+    output_names = OUTPUTS  # the first names the classes on axis 1 ([batch, classes, locations])
+    output_descriptions = {"scores": "[batch, classes, locations]: each class's confidence (sigmoid) at each anchor "
+                                     "point; the labels file names axis 1",
+                           "boxes": "[batch, 4, locations]: the box's left, top, right, bottom distances from each "
+                                    "anchor point, in strides (preprocess.json's detection section decodes them)"}
+    model_kind = "object detector"
     alpha_convention = "weight of the distillation terms (score KD, box and feature imitation)"
     # F1 of matching detections at the app's thresholds, where a score near the threshold or an NMS tie flips a
     # detection in or out; INT8 files of the default run measured 0.985
