@@ -158,6 +158,8 @@ def _print_table(report: dict, out: Path) -> None:
     if "teacher" in report:
         OUT.print(f"teacher {metric_name(report) if 'metric' in report else 'accuracy'} {metric_cell(report, report['teacher']['accuracy'])}", markup=False)
     OUT.print(f"reports in {out}/report.{{json,md,html}}", markup=False, highlight=False)
+    if (out / "DEPLOY.md").is_file():
+        OUT.print(f"code to paste for {deploy['name']}: {out}/DEPLOY.md", markup=False, highlight=False)
 
 
 app.command("compress")(_stage_command(list(("teacher", "distill", "quantize", "export", "benchmark")),

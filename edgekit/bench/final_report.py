@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bench.budgets import check_budgets, failure_lines, merge_budgets
+from edgekit.bench.deploy_guide import GUIDE_FILE, deploy_snippets, render_guide
 from edgekit.bench.deploy_pick import DEFAULT_PARITY_GATE, pick_deployable
+from edgekit.export.artifact_meta import PREPROCESS_FILE
 from edgekit.bench.report_html import write_html
 from edgekit.bench.report_md import render_markdown
 from edgekit.estimate.target_profiles import load_target
@@ -81,14 +83,27 @@ def write_reports(out: Path, report: dict[str, Any]) -> list[str]:
     """Write report.{json,md,html} at the top of ``out``; append the Markdown to $GITHUB_STEP_SUMMARY when set.
     Returns one line per missed budget."""
     markdown = render_markdown(report)
+    snippets = _snippets(out, report)
     write_json_atomic(out / "report.json", report)
     write_text_atomic(out / "report.md", markdown)
-    write_html(report, out / "report.html")
+    write_html(report, out / "report.html", snippets)
+    if snippets:
+        write_text_atomic(out / GUIDE_FILE, render_guide(report, snippets))
+    else:
+        (out / GUIDE_FILE).unlink(missing_ok=True)  # no pick now: an earlier guide would name the wrong file
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(markdown + "\n")
     return failure_lines(report)
+
+
+def _snippets(out: Path, report: dict[str, Any]) -> dict[str, tuple[str, str, str]] | None:
+    """Code to paste for the deploy pick, from the run's preprocess.json (None without either)."""
+    recipe = Path(out) / "artifacts" / PREPROCESS_FILE
+    if not recipe.is_file():
+        return None
+    return deploy_snippets(report, json.loads(recipe.read_text(encoding="utf-8")))
 
 
 def finalize_run(out: Path, measurements_path: Path, target: str, threads: int | None, budget_items: list[str],

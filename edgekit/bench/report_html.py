@@ -14,7 +14,8 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em aut
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}.note{color:#666}
 .deploy{font-size:1.2em;padding:.6em 1em;background:#eef7ee;border-left:6px solid #3a3}
-.nodeploy{font-size:1.2em;padding:.6em 1em;background:#fbeeee;border-left:6px solid #c33}"""
+.nodeploy{font-size:1.2em;padding:.6em 1em;background:#fbeeee;border-left:6px solid #c33}
+pre{background:#f6f6f6;padding:.8em;overflow-x:auto}"""
 
 
 def _svg(fig: Any) -> str:
@@ -128,7 +129,15 @@ def _calibration(report: dict[str, Any]) -> str:
             + f"<p class='note'>Sources:</p><ul class='note'>{links}</ul>")
 
 
-def render_html(report: dict[str, Any]) -> str:
+def _code(snippets: dict[str, tuple[str, str, str]] | None) -> str:
+    if not snippets:
+        return ""
+    blocks = "".join(f"<h3>{html.escape(title)}</h3><pre><code>{html.escape(code)}</code></pre>"
+                     for title, _, code in snippets.values())
+    return f"<h2>Code to paste</h2><p class='note'>The same as DEPLOY.md beside this page.</p>{blocks}"
+
+
+def render_html(report: dict[str, Any], snippets: dict[str, tuple[str, str, str]] | None = None) -> str:
     target = report["target"]
     breakdown = svg_breakdown(report)
     models = ""
@@ -150,6 +159,7 @@ def render_html(report: dict[str, Any]) -> str:
 {''.join(f'<p class="nodeploy">Failed: <b>{html.escape(name)}</b> {html.escape(cause)}</p>' for name, cause in failed_files(report))}
 {svg_tradeoff(report)}
 {breakdown or ''}
+{_code(snippets)}
 <h2>Target estimate</h2>
 {_calibration(report)}
 {models}
@@ -159,5 +169,5 @@ def render_html(report: dict[str, Any]) -> str:
 """
 
 
-def write_html(report: dict[str, Any], path: Path) -> None:
-    write_text_atomic(Path(path), render_html(report))
+def write_html(report: dict[str, Any], path: Path, snippets: dict[str, tuple[str, str, str]] | None = None) -> None:
+    write_text_atomic(Path(path), render_html(report, snippets))
