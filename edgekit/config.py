@@ -75,8 +75,13 @@ class Settings:
     qat_epochs: int = 3
     qat_lr: float = 0.005
     calibration_batches: int = 16
+    # INT8 weights: full (-127..127) or reduced (7 bits, -63..63: onnxruntime's reduce_range, so that its
+    # x86 U8S8 kernels without VNNI cannot saturate); auto is reduced when the target's CPU is x86
+    weight_range: str = "auto"
     # export
-    io: str = "uint8"  # INT8 .tflite input and output: uint8 (raw RGB pixels in, as apps and MediaPipe feed them) or int8 (TFLite Micro)
+    # INT8 .tflite input and output: uint8 (raw RGB pixels in, as apps and MediaPipe feed them) or int8 (TFLite
+    # Micro); auto is uint8 whenever the recipe allows it (one mean and one std for all channels), int8 otherwise
+    io: str = "auto"
     # benchmark
     target: str = "rpi4"
     threads: int | None = None  # host threads for latency; None: the target's, capped at this host's cores
@@ -91,6 +96,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.alpha is None:
             self.alpha = default_alpha(self.method)
+        if self.io == "auto":
+            self.io = raw_pixel_io_default(self.mean, self.std)
+        if self.weight_range == "auto":
+            self.weight_range = weight_range_default(self.target)
 
     def with_epochs(self, epochs: int) -> None:
         """``--epochs N`` sets every training stage's epoch count at once."""
@@ -100,7 +109,7 @@ class Settings:
 # Keys the config file accepts besides Settings fields.
 EXTRA_KEYS = ("epochs",)
 _HINTS: dict[str, Any] = {**get_type_hints(Settings), "epochs": int}
-METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "io": ("uint8", "int8"), "student": tuple(STUDENTS),
+METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "io": ("auto", "uint8", "int8"), "weight_range": ("auto", "full", "reduced"), "student": tuple(STUDENTS),
                   "task": tuple(TASKS)}
 
 
@@ -166,10 +175,32 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return out
 
 
+def raw_pixel_io_default(mean: list[float], std: list[float]) -> str:
+    """``--io auto``: raw uint8 pixels in whenever one uint8 scale and zero point can apply the recipe, that is
+    one mean and one std for all channels; int8 I/O otherwise (a per-channel recipe such as ImageNet's)."""
+    return "uint8" if len(set(mean)) == 1 and len(set(std)) == 1 else "int8"
+
+
+def weight_range_default(target: str) -> str:
+    """``weight_range auto``: 7-bit weights when the target's CPU is x86, where onnxruntime's U8S8 kernels
+    without VNNI add pairs of products in 16 bits and full-range weights can saturate them (onnxruntime's
+    quantization guide: reduce_range on x86 without VNNI); full-range int8 on ARM, where no kernel saturates.
+    An unknown target is named by the benchmark's own check, so it gets full range here."""
+    from edgekit.estimate.target_profiles import load_target
+
+    try:
+        arch = str(load_target(target)["cpu"]["arch"]).lower()
+    except Exception:  # noqa: BLE001 - validated, with its own message, where the target is used
+        return "full"
+    return "reduced" if arch.startswith(("x86", "amd64", "i686")) else "full"
+
+
 def build_settings(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Settings:
     """Defaults, then the config file, then the flags that were given (not None)."""
     settings = Settings()
     settings.alpha = None  # resolved from the method below when no source gives one
+    settings.io = "auto"  # resolved from the recipe below when no source gives one
+    settings.weight_range = "auto"  # resolved from the target below when no source gives one
     task = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}.get("task", settings.task)
     if task in TASKS:  # an unknown task is named by validate()
         for key, value in get_task(task).defaults.items():
@@ -185,6 +216,10 @@ def build_settings(file_values: dict[str, Any], flag_values: dict[str, Any]) -> 
             setattr(settings, key, value)
     if settings.alpha is None:
         settings.alpha = default_alpha(settings.method)
+    if settings.io == "auto":
+        settings.io = raw_pixel_io_default(settings.mean, settings.std)
+    if settings.weight_range == "auto":
+        settings.weight_range = weight_range_default(settings.target)
     validate(settings)
     return settings
 

@@ -130,7 +130,8 @@ def test_io_int8_keeps_int8_input_and_output(e2e_run: Path, tmp_path: Path,
 
 @pytest.mark.parametrize("flags, expected", [
     (["--io", "int4"], "io 'int4' is not known"),
-    (["--config", "per_channel.toml"], "raw-pixel (uint8) INT8 input needs one mean and one std for all channels"),
+    (["--config", "per_channel.toml", "--io", "uint8"],
+     "raw-pixel (uint8) INT8 input needs one mean and one std for all channels"),
 ])
 def test_bad_io_settings_exit_2_in_one_line(tmp_path: Path, flags: list[str], expected: str) -> None:
     (tmp_path / "per_channel.toml").write_text("mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]\n",
@@ -140,6 +141,16 @@ def test_bad_io_settings_exit_2_in_one_line(tmp_path: Path, flags: list[str], ex
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0], result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_io_auto_keeps_raw_pixels_unless_the_recipe_is_per_channel() -> None:
+    from edgekit.config import build_settings
+
+    assert build_settings({}, {}).io == "uint8"
+    imagenet = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert build_settings(imagenet, {}).io == "int8"
+    assert build_settings(imagenet, {"io": "int8"}).io == "int8"
+    assert build_settings({"mean": [0.5] * 3, "std": [0.5] * 3}, {}).io == "uint8"
 
 
 def test_a_metadata_failure_fails_the_file_and_leaves_nothing(artifacts: Path, tmp_path: Path,

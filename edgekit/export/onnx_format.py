@@ -10,6 +10,7 @@ import onnx
 import torch
 from torch.export import Dim
 
+from edgekit.export.onnx_uint8_activations import uint8_activations
 from edgekit.runtime.quiet import quiet_fds
 
 OPSET = 21
@@ -18,8 +19,9 @@ OUTPUT_NAME = "logits"
 
 
 def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, Any],
-                output_names: list[str] | None = None) -> None:
-    """Export ``model`` (FP32 module or PT2E int8 graph with folded weights) and embed ``metadata``."""
+                output_names: list[str] | None = None, int8: bool = False) -> None:
+    """Export ``model`` (FP32 module or PT2E int8 graph with folded weights) and embed ``metadata``; an int8
+    graph's activations are stored as uint8 (onnx_uint8_activations.py)."""
     batch = Dim("batch", min=1, max=4096)
     with quiet_fds():
         program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET, external_data=False,
@@ -27,6 +29,8 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, metad
                                     dynamic_shapes=({0: batch},), verbose=False)
     proto = program.model_proto
     own_int8_initializers(proto.graph)
+    if int8:
+        uint8_activations(proto)
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key = key

@@ -136,8 +136,8 @@ def append_associated_files(path: Path, files: dict[str, bytes]) -> None:
     buffer = io.BytesIO(model)
     buffer.seek(len(model))
     with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_STORED) as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
+        for name, content in files.items():  # a fixed date: the same model gives the same bytes on every run
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
     tmp = Path(path).with_suffix(".tflite.tmp")
     tmp.write_bytes(buffer.getvalue())
     tmp.replace(path)

@@ -75,18 +75,6 @@ def share_producer_scale(model: GraphModule) -> list[str]:
 
 def without_requantization(quantizer):  # noqa: ANN001, ANN201 - torchao's Quantizer is private API
     """``quantizer`` whose annotation is followed by :func:`share_producer_scale`."""
-    from torchao.quantization.pt2e.quantizer import Quantizer
+    from edgekit.quantize.annotation_pass import after_annotation
 
-    class _Shared(Quantizer):
-        def transform_for_annotation(self, model: GraphModule) -> GraphModule:
-            return quantizer.transform_for_annotation(model)
-
-        def annotate(self, model: GraphModule) -> GraphModule:
-            model = quantizer.annotate(model)
-            share_producer_scale(model)
-            return model
-
-        def validate(self, model: GraphModule) -> None:
-            quantizer.validate(model)
-
-    return _Shared()
+    return after_annotation(quantizer, share_producer_scale)

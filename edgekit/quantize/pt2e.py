@@ -1,7 +1,8 @@
 """The PT2E INT8 recipe (DESIGN.md section 6): capture, prepare, convert, and rebuild from safetensors.
 
-Weights are per-channel symmetric int8, activations per-tensor int8 (XNNPACK's scheme, which LiteRT
-and onnxruntime both run as integer kernels). A prepared graph's state (weights, fake-quant and
+Weights are per-channel symmetric int8 (7-bit for x86 targets: ``weight_range``), activations per-tensor
+int8 (XNNPACK's scheme, which LiteRT and onnxruntime both run as integer kernels; the ONNX file stores the
+same activations as uint8, export/onnx_uint8_activations.py). A prepared graph's state (weights, fake-quant and
 observer buffers) is saved as safetensors; ``rebuild_prepared`` recreates the same graph from the FP32
 student and loads it back, so no pickle is ever written or read.
 """
@@ -18,22 +19,29 @@ from torch.export import Dim
 
 from edgekit.pipeline.tensor_files import with_module_versions
 from edgekit.quantize.constant_channels import zero_constant_channels
+from edgekit.quantize.fused_clamp import with_fused_clamps
 from edgekit.quantize.one_scale_per_tensor import without_requantization
 
 Method = Literal["qat", "ptq"]
+WeightRange = Literal["full", "reduced"]
+WEIGHT_LIMITS = {"full": 127, "reduced": 63}  # symmetric int8 weights in [-limit, limit]
 
 # torchao registers an Enum with pytree at import, which torch 2.14 answers with a deprecation warning
 # on every run; it says nothing about the user's model.
 logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 
-def xnnpack_quantizer(is_qat: bool):  # noqa: ANN201 - the class is private to torchao
+def xnnpack_quantizer(is_qat: bool, weight_range: WeightRange = "full"):  # noqa: ANN201 - the class is private to torchao
     """The one place that imports torchao's private XNNPACK quantizer."""
     from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
 
     warnings.filterwarnings("ignore", message="XNNPACKQuantizer is deprecated")
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat))
-    return without_requantization(quantizer)  # else LiteRT misreads the classifier's bias (one_scale_per_tensor.py)
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(
+        is_per_channel=True, is_qat=is_qat, weight_qmin=-WEIGHT_LIMITS[weight_range], weight_qmax=WEIGHT_LIMITS[weight_range]))
+    # ReLU6 observed after the clamp, not before (fused_clamp.py): else onnxruntime keeps float Clips and convs;
+    # then conv and linear inputs share their producer's scale: else LiteRT misreads the classifier's bias
+    # (one_scale_per_tensor.py). The second pass reads the observers the first one placed.
+    return without_requantization(with_fused_clamps(quantizer))
 
 
 def capture(model: torch.nn.Module, example: torch.Tensor, *, train: bool) -> torch.nn.Module:
@@ -43,14 +51,15 @@ def capture(model: torch.nn.Module, example: torch.Tensor, *, train: bool) -> to
     return torch.export.export(model, (example,), dynamic_shapes=({0: batch},)).module()
 
 
-def prepare(student: torch.nn.Module, example: torch.Tensor, method: Method) -> torch.nn.Module:
+def prepare(student: torch.nn.Module, example: torch.Tensor, method: Method,
+            weight_range: WeightRange = "full") -> torch.nn.Module:
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
 
     student = copy.deepcopy(student)
     zero_constant_channels(student)  # else TFLite's int32 bias of such a channel is coarse (constant_channels.py)
     if method == "qat":
-        return prepare_qat_pt2e(capture(student, example, train=True), xnnpack_quantizer(is_qat=True))
-    return prepare_pt2e(capture(student, example, train=False), xnnpack_quantizer(is_qat=False))
+        return prepare_qat_pt2e(capture(student, example, train=True), xnnpack_quantizer(True, weight_range))
+    return prepare_pt2e(capture(student, example, train=False), xnnpack_quantizer(False, weight_range))
 
 
 def to_train(prepared: torch.nn.Module) -> None:
@@ -66,8 +75,8 @@ def to_eval(prepared: torch.nn.Module) -> None:
 
 
 def rebuild_prepared(student: torch.nn.Module, example: torch.Tensor, method: Method,
-                     state: dict[str, torch.Tensor]) -> torch.nn.Module:
-    prepared = prepare(student, example, method)
+                     state: dict[str, torch.Tensor], weight_range: WeightRange = "full") -> torch.nn.Module:
+    prepared = prepare(student, example, method, weight_range)
     prepared.load_state_dict(with_module_versions(state, prepared), strict=True)
     to_eval(prepared)
     return prepared

@@ -22,4 +22,4 @@ def load_prepared_module(student: torch.nn.Module, quantize_dir: Path, size: int
     spec = read_spec(quantize_dir)
     example = torch.zeros(2, 3, size, size)
     state = load_file(str(Path(quantize_dir) / WEIGHTS))
-    return pt2e.rebuild_prepared(student, example, spec["method"], state)
+    return pt2e.rebuild_prepared(student, example, spec["method"], state, spec.get("weight_range", "full"))

@@ -21,7 +21,7 @@ from edgekit.quantize.calibration import calibrate
 from edgekit.quantize.converted_cache import remember
 from edgekit.stages.context import StageContext
 
-VERSION = "5"  # 2: augmentation drawn per epoch and image; soft-label cache; guide teacher. 3: PTQ calibrates on a random sample. 4: conv/linear inputs share their producer's scale (one_scale_per_tensor.py). 5: one chain for every task
+VERSION = "6"  # 2: augmentation drawn per epoch and image; soft-label cache; guide teacher. 3: PTQ calibrates on a random sample. 4: conv/linear inputs share their producer's scale (one_scale_per_tensor.py). 5: one chain for every task. 6: ReLU6 observed after the clamp (fused_clamp.py); weight_range
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         torch.manual_seed(s.seed)
         student = task.load_student(distill_dir)
         x = ctx.images("train")
-        prepared = pt2e.prepare(student, x[:2], s.quant_method)
+        prepared = pt2e.prepare(student, x[:2], s.quant_method, s.weight_range)
         history: list[dict[str, float]] = []
         calibration: dict[str, Any] | None = None
         if s.quant_method == "qat":
@@ -51,14 +51,15 @@ def run(ctx: StageContext) -> dict[str, Any]:
             images = calibration["images"]
         save_file({k: v.detach().contiguous().clone() for k, v in prepared.state_dict().items()},
                   str(folder / WEIGHTS))
-        write_json_atomic(folder / "model.json", {"method": s.quant_method})
+        write_json_atomic(folder / "model.json", {"method": s.quant_method, "weight_range": s.weight_range})
         int8 = pt2e.convert(prepared)
         remember(folder, int8)
         outputs = task.outputs(int8, ctx.eval_images())
         save_outputs(folder, outputs)
         scores = task.score(data, data.eval_split, outputs)
         ctx.console.print(f"quantize: {s.quant_method.upper()} INT8 (PyTorch) {data.eval_split} {task.format_scores(scores)}")
-        return {**scores, "split": data.eval_split, "method": s.quant_method, "images_seen": images,
+        return {**scores, "split": data.eval_split, "method": s.quant_method, "weight_range": s.weight_range,
+                "images_seen": images,
                 "teacher_guided": s.quant_method == "qat" and s.alpha > 0, "calibration": calibration,
                 "loss": task.qat_loss(s) if s.quant_method == "qat" else None,
                 "history": history}

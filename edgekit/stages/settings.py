@@ -114,6 +114,7 @@ class QuantizeSettings(TrainingSettings):
     qat_epochs: int
     qat_lr: float
     calibration_batches: int
+    weight_range: str
     method: str = not_fingerprinted("QAT learns by kd whatever --method is; the report names it")
 
     stage: ClassVar[str] = "quantize"
