@@ -20,7 +20,8 @@ EXPECTED = {
     "teacher": TRAINING | {"teacher", "teacher_arch", "teacher_epochs", "teacher_lr"},
     "distill": TRAINING | {"student", "width", "temperature", "alpha", "distill_epochs", "distill_lr", "method",
                            "teacher_layers", "student_layers", "assistants", "generations"},
-    "quantize": TRAINING | {"temperature", "alpha", "quant_method", "qat_epochs", "qat_lr", "calibration_batches"},
+    "quantize": TRAINING | {"temperature", "alpha", "quant_method", "qat_epochs", "qat_lr", "calibration_batches",
+                         "weight_range"},
     "export": DATA | {"io"},
     "benchmark": DATA | {"target", "threads", "latency_runs", "latency_seconds"},
 }
