@@ -42,7 +42,7 @@ Writer = Callable[[torch.nn.Module, FileJob], None]
 
 
 def write_onnx(model: torch.nn.Module, job: FileJob) -> None:
-    export_onnx(model, job.example, job.path, job.metadata, output_names=job.outputs)
+    export_onnx(model, job.example, job.path, job.metadata, output_names=job.outputs, int8=job.int8)
 
 
 def write_tflite(model: torch.nn.Module, job: FileJob) -> None:
