@@ -235,9 +235,10 @@ def test_a_raspberry_pi_5_is_not_slower_than_a_pi_4_at_any_size(tmp_path: Path) 
     assert "not measured this far out" in note and "efficientdet_lite0_320" in note
 
 
-def _qdq_conv_graph(path: Path, quantized: bool, integer: bool = False) -> None:
-    """input -> conv 3x3 (16 -> 32 channels, 16x16) -> clip, as plain float, as QDQ (float Conv between
-    DequantizeLinear and QuantizeLinear, Clip between its own pair), or as one QLinearConv."""
+def _qdq_conv_graph(path: Path, quantized: bool, integer: bool = False, fusable: bool = False) -> None:
+    """input -> conv 3x3 (16 -> 32 channels, 16x16) -> clip, as plain float, as QDQ that onnxruntime cannot fuse
+    (the Clip cuts negatives that the QuantizeLinear after it keeps, so Conv and Clip run in float), as QDQ it
+    fuses (the grid after the Clip is ReLU6's range, as edgekit exports), or as one QLinearConv."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -245,6 +246,8 @@ def _qdq_conv_graph(path: Path, quantized: bool, integer: bool = False) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 16, 16])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 16, 16])
     inits = [numpy_helper.from_array(np.float32(0.05), "s"), numpy_helper.from_array(np.int8(0), "z"),
+             numpy_helper.from_array(np.uint8(128), "zu"), numpy_helper.from_array(np.int8(-128), "zr"),
+             numpy_helper.from_array(np.float32(6.0 / 255), "sr"),
              numpy_helper.from_array(np.float32(0.0), "lo"), numpy_helper.from_array(np.float32(6.0), "hi")]
     conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
     if integer:
@@ -252,15 +255,22 @@ def _qdq_conv_graph(path: Path, quantized: bool, integer: bool = False) -> None:
         nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
                  helper.make_node("QLinearConv", ["xq", "s", "z", "wq", "s", "z", "s", "z"], ["cq"], **conv),
                  helper.make_node("DequantizeLinear", ["cq", "s", "z"], ["y"])]
+    elif quantized and fusable:
+        inits.append(numpy_helper.from_array(rng.integers(-8, 8, (32, 16, 3, 3)).astype(np.int8), "wq"))
+        nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+                 helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+                 helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"]),
+                 helper.make_node("Conv", ["xd", "wd"], ["c"], **conv),
+                 helper.make_node("Clip", ["c", "lo", "hi"], ["r"]),
+                 helper.make_node("QuantizeLinear", ["r", "sr", "zr"], ["rq"]),  # the grid is ReLU6's range
+                 helper.make_node("DequantizeLinear", ["rq", "sr", "zr"], ["y"])]
     elif quantized:
         inits.append(numpy_helper.from_array(rng.integers(-8, 8, (32, 16, 3, 3)).astype(np.int8), "wq"))
         nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
                  helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
                  helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"]),
                  helper.make_node("Conv", ["xd", "wd"], ["c"], **conv),
-                 helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq"]),
-                 helper.make_node("DequantizeLinear", ["cq", "s", "z"], ["cd"]),
-                 helper.make_node("Clip", ["cd", "lo", "hi"], ["r"]),
+                 helper.make_node("Clip", ["c", "lo", "hi"], ["r"]),  # cuts the negatives the grid after it keeps
                  helper.make_node("QuantizeLinear", ["r", "s", "z"], ["rq"]),
                  helper.make_node("DequantizeLinear", ["rq", "s", "z"], ["y"])]
     else:
@@ -270,6 +280,19 @@ def _qdq_conv_graph(path: Path, quantized: bool, integer: bool = False) -> None:
     onnx.save(model, str(path))
 
 
+def _runtime_ops(path: Path, tmp_path: Path) -> dict[str, int]:
+    """The operators of the graph a plain onnxruntime session runs for ``path``."""
+    from collections import Counter
+
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / f"{path.stem}.optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+
+
 def test_an_int8_onnx_file_is_estimated_as_its_graph_holds_it(tmp_path: Path) -> None:
     """A QDQ file whose convolution stays float is costed as that float convolution plus its quantize/dequantize
     operators and the unfused Clip: slower than the same network in plain FP32, far slower than integer kernels."""
@@ -277,18 +300,26 @@ def test_an_int8_onnx_file_is_estimated_as_its_graph_holds_it(tmp_path: Path) ->
     from edgekit.estimate.op_costs import QUANTIZE, summarize
 
     graphs = {}
-    for name, quantized, integer in (("fp32", False, False), ("qdq", True, False), ("qlinear", True, True)):
-        _qdq_conv_graph(tmp_path / f"{name}.onnx", quantized, integer)
+    for name, quantized, integer, fusable in (("fp32", False, False, False), ("qdq", True, False, False),
+                                              ("qlinear", True, True, False), ("fused", True, False, True)):
+        _qdq_conv_graph(tmp_path / f"{name}.onnx", quantized, integer, fusable)
         graphs[name] = summarize(onnx_ops(tmp_path / f"{name}.onnx"))
-    fp32, qdq, qlinear = graphs["fp32"], graphs["qdq"], graphs["qlinear"]
+    fp32, qdq, qlinear, fused = graphs["fp32"], graphs["qdq"], graphs["qlinear"], graphs["fused"]
     macs = 32 * 16 * 16 * 16 * 9
     assert fp32["precision"] == "fp32" and fp32["ops"] == 1  # Clip fused into the Conv
     assert qdq["precision"] == "int8" and qdq["float_macs"] == {"conv": macs}
-    assert qdq["kinds"][QUANTIZE]["ops"] == 7 and qdq["kinds"]["elementwise"]["ops"] == 1  # the Clip runs alone
+    assert qdq["kinds"][QUANTIZE]["ops"] == 5  # x's pair, the weights' DequantizeLinear, the output's pair
     assert qlinear["precision"] == "int8" and "float_macs" not in qlinear and qlinear["kinds"]["conv"]["macs"] == macs
+    # the unit onnxruntime fuses into one QLinearConv (ReLU6 folded): integer, only the edges' Q and DQ left;
+    # onnxruntime itself agrees about both QDQ files
+    assert _runtime_ops(tmp_path / "fused.onnx", tmp_path)["QLinearConv"] == 1
+    assert _runtime_ops(tmp_path / "qdq.onnx", tmp_path)["QLinearConv"] == 0
+    assert fused["precision"] == "int8" and "float_macs" not in fused and fused["kinds"]["conv"]["macs"] == macs
+    assert fused["kinds"][QUANTIZE]["ops"] == 2 and "elementwise" not in fused["kinds"]
     cal = calibrate(load_target("rpi4"))
     ms = {name: estimate(g, cal, 4)["ms"] for name, g in graphs.items()}
     assert ms["qlinear"] < ms["fp32"] < ms["qdq"], ms
+    assert ms["fused"] < ms["fp32"], ms
     assert "run in float" in estimate(qdq, cal, 4)["note"]
 
 

@@ -1,10 +1,13 @@
 """Walk an .onnx graph (plain FP32 or QDQ INT8) into the operator list of op_costs.py.
 
-An INT8 ONNX file is counted as its graph holds it, not as the INT8 TFLite of the same network: integer kernels
-(QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger) run in INT8; a Conv/Gemm/MatMul whose inputs come from
-DequantizeLinear is a float operator; every QuantizeLinear/DequantizeLinear (weights' too: they are dequantized at
-each run unless a runtime fuses them) is a conversion operator of its own; a Clip or Relu behind a DequantizeLinear is
-not fused into the convolution before it. A runtime that fuses QDQ patterns on the device runs faster than this.
+An INT8 ONNX file is counted as onnxruntime runs it, not as the INT8 TFLite of the same network. onnxruntime fuses
+a node unit ``DequantizeLinear -> Conv/Gemm/MatMul/Add [-> Clip/Relu] -> QuantizeLinear`` into one integer kernel
+(QLinearConv, QGemm, QLinearAdd) when every input is dequantized from 8 bits, every consumer of its output is an
+8-bit QuantizeLinear, and the Clip or Relu cannot cut anything that quantization keeps (its selectors in
+``qdq_selectors.cc``); the Q/DQ nodes of such a unit cost nothing of their own. Any
+other Conv/Gemm/MatMul reading DequantizeLinear outputs is a float operator that reads float weights, and every
+QuantizeLinear/DequantizeLinear outside a fused unit is a conversion operator of its own. Integer operators
+already in the file (QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger) run in INT8.
 """
 
 from __future__ import annotations
@@ -33,6 +36,74 @@ CONVOLUTIONS = {"Conv", "QLinearConv", "ConvInteger"}
 FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
 FUSES_INTO = {"Conv", "Gemm", "MatMul", "Add", "QLinearConv"}
 ITEMSIZE = {1: 4, 2: 1, 3: 1, 6: 4, 7: 8, 10: 2}  # FLOAT, UINT8, INT8, INT32, INT64, FLOAT16
+# Operators onnxruntime fuses with the Q/DQ nodes around them into one integer kernel.
+QDQ_FUSABLE = {"Conv", "Gemm", "MatMul", "Add"}
+EIGHT_BIT = {2, 3}  # UINT8, INT8
+
+
+def fused_qdq_units(graph) -> tuple[set[str], set[str]]:  # noqa: ANN001 - an onnx.GraphProto
+    """The nodes onnxruntime runs as integer kernels (by output name), and the Q/DQ/Clip nodes those absorb."""
+    from onnx import numpy_helper
+
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    initializers = {t.name: t for t in graph.initializer}
+
+    def zero_point_type(node) -> int | None:  # noqa: ANN001
+        zp = initializers.get(node.input[2]) if len(node.input) > 2 else None
+        return zp.data_type if zp is not None else 2  # no zero point: uint8
+
+    def value(name: str) -> float | None:
+        tensor = initializers.get(name) if name else None
+        return float(numpy_helper.to_array(tensor)) if tensor is not None and tensor.dims in ([], [1]) else None
+
+    def redundant_clip(node, q) -> bool:  # noqa: ANN001 - nothing the QuantizeLinear keeps is cut by the Clip/Relu
+        scale, zero = value(q.input[1]), value(q.input[2]) if len(q.input) > 2 else 0.0
+        if scale is None or zero is None:
+            return False
+        low_q, high_q = (-128, 127) if zero_point_type(q) == 3 else (0, 255)
+        low, high = scale * (low_q - zero), scale * (high_q - zero)
+        if node.op_type == "Relu":
+            return low >= 0.0
+        clip_low = value(node.input[1]) if len(node.input) > 1 else None
+        clip_high = value(node.input[2]) if len(node.input) > 2 else None
+        slack = 1e-6 * max(abs(low), abs(high), scale)  # the grid's ends in float32, as onnxruntime compares them
+        return (clip_low is None or clip_low <= low + slack) and (clip_high is None or clip_high >= high - slack)
+
+    integer, absorbed = set(), set()
+    for node in graph.node:
+        if node.op_type not in QDQ_FUSABLE or not node.output:
+            continue
+        dq = [producer.get(name) for name in node.input if name]
+        if node.op_type in ("Conv", "Gemm") and len(dq) == 3 and name_is_float_bias(node.input[2], initializers):
+            dq = dq[:2]  # onnxruntime quantizes a float bias of a fused unit to int32 itself
+        if not dq or any(p is None or p.op_type != "DequantizeLinear" for p in dq):
+            continue
+        tail, clip = node.output[0], None
+        after = consumers.get(tail, [])
+        if len(after) == 1 and after[0].op_type in ("Clip", "Relu"):
+            clip, after = after[0], consumers.get(after[0].output[0], [])
+        if not after or any(c.op_type != "QuantizeLinear" for c in after):
+            continue
+        # int8 and uint8 alike: on x86 onnxruntime turns int8 activation pairs into uint8 ones before fusing
+        if not {zero_point_type(dq[0])} | {zero_point_type(q) for q in after} <= EIGHT_BIT:
+            continue
+        if clip is not None and not redundant_clip(clip, after[0]):
+            continue
+        integer.add(node.output[0])
+        absorbed.update(p.output[0] for p in dq)
+        absorbed.update(q.output[0] for q in after)
+        if clip is not None:
+            absorbed.add(clip.output[0])
+    return integer, absorbed
+
+
+def name_is_float_bias(name: str, initializers: dict) -> bool:
+    tensor = initializers.get(name)
+    return tensor is not None and tensor.data_type == 1
 
 
 def onnx_ops(path: Path) -> list[OpCost]:
@@ -63,10 +134,11 @@ def onnx_ops(path: Path) -> list[OpCost]:
     def itemsize(name: str) -> int:
         return ITEMSIZE.get(shapes[name][1], 4) if name in shapes else 4
 
+    fused, absorbed = fused_qdq_units(graph)
     ops: list[OpCost] = []
     for node in graph.node:
         kind_name = node.op_type
-        if kind_name in FREE or not node.output or node.output[0] not in shapes:
+        if kind_name in FREE or not node.output or node.output[0] not in shapes or node.output[0] in absorbed:
             continue
         if kind_name in FUSABLE_ACTIVATIONS and node.input[0] in producer \
                 and producer[node.input[0]].op_type in FUSES_INTO:
@@ -79,7 +151,7 @@ def onnx_ops(path: Path) -> list[OpCost]:
             in_bytes = out_elems * (ITEMSIZE.get(constant(source)[1], 4) if is_constant(source) else itemsize(source))
             ops.append(OpCost(QUANTIZE, kind_name, "fp32", 0, in_bytes + out_elems * itemsize(node.output[0]), 0, 1))
             continue
-        integer = kind_name in INTEGER
+        integer = kind_name in INTEGER or node.output[0] in fused
         precision, size = ("int8", 1) if integer else ("fp32", 4)
         acts = [n for n in node.input if n and not is_constant(n) and n in shapes]
         weights = [n for n in node.input if n and is_constant(n)]
