@@ -21,7 +21,7 @@ from edgekit.quantize.calibration import calibrate
 from edgekit.quantize.converted_cache import remember
 from edgekit.stages.context import StageContext
 
-VERSION = "6"  # 2: augmentation drawn per epoch and image; soft-label cache; guide teacher. 3: PTQ calibrates on a random sample. 4: conv/linear inputs share their producer's scale (one_scale_per_tensor.py). 5: one chain for every task. 6: ReLU6 observed after the clamp (fused_clamp.py); weight_range
+VERSION = "6"  # 2: augmentation drawn per epoch and image; soft-label cache; guide teacher. 3: PTQ calibrates on a random sample. 4: conv/linear inputs share their producer's scale (one_scale_per_tensor.py). 5: one chain for every task. 6: ReLU6 observed after the clamp (fused_clamp.py); weight_range; QAT without dropout
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
