@@ -51,6 +51,10 @@ def quick_checks(settings: Settings, out: Path, stages: list[str]) -> None:
             from edgekit.device.measure import check_reachable
 
             check_reachable(parse_device(settings.device))
+    if "export" in stages or "benchmark" in stages:
+        from edgekit.export.pte_format import check_installed
+
+        check_installed()
     get_task(settings.task).quick_check(settings, stages)
     if "teacher" in stages and settings.teacher is not None:
         check_teacher_file(Path(settings.teacher))

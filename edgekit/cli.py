@@ -261,7 +261,7 @@ def _recorded_settings(run_dir: Path) -> dict:
 
 
 @app.command("predict")
-def predict(model: Annotated[Path, typer.Argument(help="A .tflite/.onnx artifact, or a run directory (its deploy pick).")],
+def predict(model: Annotated[Path, typer.Argument(help="A .tflite/.onnx/.pte artifact, or a run directory (its deploy pick).")],
             images: Annotated[list[Path], typer.Argument(help="Image files.")],
             json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the results here (default: print them).")] = None,
             score: Annotated[Optional[float], typer.Option(help="Detection score threshold (default: preprocess.json's, 0.25).")] = None,

@@ -44,10 +44,14 @@ ARTIFACTS: tuple[dict[str, str], ...] = (
     {"name": "model_int8.onnx", "format": "onnx", "precision": "int8"},
     {"name": "model_fp32.tflite", "format": "tflite", "precision": "fp32"},
     {"name": "model_int8.tflite", "format": "tflite", "precision": "int8"},
+    {"name": "model_fp32.pte", "format": "pte", "precision": "fp32"},
+    {"name": "model_int8.pte", "format": "pte", "precision": "int8"},
 )
 FORMATS = {"onnx": {"suffix": ".onnx", "writer": "edgekit.export.formats:write_onnx", "runtime": "onnxruntime"},
-           "tflite": {"suffix": ".tflite", "writer": "edgekit.export.formats:write_tflite", "runtime": "ai-edge-litert"}}
-RUNTIMES = {"onnxruntime": "edgekit.runtime.runners:OnnxRunner", "ai-edge-litert": "edgekit.runtime.runners:LiteRTRunner"}
+           "tflite": {"suffix": ".tflite", "writer": "edgekit.export.formats:write_tflite", "runtime": "ai-edge-litert"},
+           "pte": {"suffix": ".pte", "writer": "edgekit.export.formats:write_pte", "runtime": "executorch"}}
+RUNTIMES = {"onnxruntime": "edgekit.runtime.runners:OnnxRunner", "ai-edge-litert": "edgekit.runtime.runners:LiteRTRunner",
+            "executorch": "edgekit.runtime.executorch_runner:ExecuTorchRunner"}
 
 # Target profiles: the .toml files in targets/ (shipped as edgekit.targets), or a path given to --target.
 TARGETS = "edgekit.estimate.target_profiles:target_names"

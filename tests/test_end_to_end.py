@@ -23,6 +23,8 @@ ARTIFACTS = {  # name -> (format, precision)
     "model_int8.onnx": ("onnx", "int8"),
     "model_fp32.tflite": ("tflite", "fp32"),
     "model_int8.tflite": ("tflite", "int8"),
+    "model_fp32.pte": ("pte", "fp32"),
+    "model_int8.pte": ("pte", "int8"),
 }
 SIZE = E2E_SIZE
 MIN_AGREEMENT = 0.99
@@ -127,7 +129,7 @@ def test_report_schema_and_artifacts(out: Path, report: dict) -> None:
 
 
 def test_int8_is_smaller_than_fp32(out: Path) -> None:
-    for fmt in ("onnx", "tflite"):
+    for fmt in ("onnx", "tflite", "pte"):
         fp32 = (out / "artifacts" / f"model_fp32.{fmt}").stat().st_size
         int8 = (out / "artifacts" / f"model_int8.{fmt}").stat().st_size
         assert int8 < fp32, fmt
@@ -142,7 +144,15 @@ def test_every_artifact_agrees_with_pytorch(report: dict) -> None:
 
 def _own_runtime_logits(path: Path, entry: dict, x_nhwc: np.ndarray) -> np.ndarray:
     """Float logits of one artifact run as an app would, from preprocess.json alone: plain onnxruntime with the
-    entry's session_config, or the LiteRT Interpreter, quantizing input and dequantizing output by the entry."""
+    entry's session_config, ExecuTorch's runtime, or the LiteRT Interpreter, quantizing input and dequantizing
+    output by the entry."""
+    if path.suffix == ".pte":
+        import torch
+        from executorch.runtime import Runtime
+
+        method = Runtime.get().load_program(path).load_method(entry["input"])
+        x = np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))
+        return np.concatenate([method.execute([torch.from_numpy(x[i:i + 1])])[0].numpy() for i in range(len(x))])
     if path.suffix == ".onnx":
         import onnxruntime as ort
 
@@ -233,7 +243,7 @@ def test_accuracies_are_far_above_chance_and_int8_keeps_the_pytorch_int8_accurac
     assert not low, f"below {MIN_ACCURACY} on the digits test split (chance is 0.1): {low}"
     students = {s["name"]: s["accuracy"] for s in report["students"]}
     assert students["student_fp32"] >= MIN_ACCURACY and students["student_int8_pytorch"] >= MIN_ACCURACY
-    for name in ("model_int8.onnx", "model_int8.tflite"):
+    for name in ("model_int8.onnx", "model_int8.tflite", "model_int8.pte"):
         assert abs(rows[name] - students["student_int8_pytorch"]) <= INT8_MARGIN, (name, rows[name], students)
 
 
@@ -252,7 +262,7 @@ def test_preprocess_document(out: Path, preprocess: dict) -> None:
     for name, (fmt, precision) in ARTIFACTS.items():
         entry = doc["artifacts"][name]
         assert entry["input"], name
-        assert entry["layout"] == ("NCHW" if fmt == "onnx" else "NHWC"), name
+        assert entry["layout"] == ("NHWC" if fmt == "tflite" else "NCHW"), name
         assert entry["input_dtype"] in ("float32", "int8", "uint8"), name
     assert doc["artifacts"]["model_fp32.tflite"]["input_dtype"] == "float32"
     q = doc["artifacts"]["model_int8.tflite"]

@@ -26,5 +26,6 @@ def test_the_chain_reads_the_tables() -> None:
     assert (TERMS, STRATEGIES) == (tuple(registry.METHOD_TERMS), tuple(registry.METHOD_STRATEGIES))
     assert registry.runner_class("a/model.onnx") is OnnxRunner
     assert registry.runner_class("model_int8.tflite") is LiteRTRunner
+    assert registry.runner_class("model_int8.pte").runtime == "executorch"
     task = registry.get_task("detect")
     assert task.name == "detect" and task.metric.name == "mAP50" and registry.get_task("detect") is task

@@ -2,9 +2,10 @@
 
 Four places a classifier goes: Android (Kotlin) and iOS (Swift) through MediaPipe Tasks' ``ImageClassifier``,
 which reads the file's own metadata and labels; a Raspberry Pi or other board through ``ai-edge-litert``; a
-server or desktop through ``onnxruntime``. The two Python snippets are whole scripts (``python snippet.py
-image ...`` in the artifacts folder prints one ``path label`` line an image); tests/test_deploy_guide.py
-runs them on a run's files and compares their answers with edgekit's own runners.
+server or desktop through ``onnxruntime``; for a ``.pte`` pick, ``executorch.runtime`` too. The Python snippets
+are whole scripts (``python snippet.py image ...`` in the artifacts folder prints one ``path label`` line an
+image); tests/test_deploy_guide.py and tests/test_pte_export.py run them on a run's files and compare their
+answers with edgekit's own runners.
 """
 
 from __future__ import annotations
@@ -72,6 +73,19 @@ def onnx_script(model: str, entry: dict[str, Any], doc: dict[str, Any]) -> str:
         "    print(path, labels[int(np.argmax(scores))])", ""])
 
 
+def executorch_script(model: str, entry: dict[str, Any], doc: dict[str, Any]) -> str:
+    return "\n".join([
+        "# pip install executorch pillow numpy", *IMPORTS, "import torch", "from executorch.runtime import Runtime", "",
+        *_setup(doc, model),
+        f"method = Runtime.get().load_program(MODEL).load_method({entry['input']!r})  # one image a call",
+        "for path in sys.argv[1:]:",
+        f"    image = Image.open(path).convert(\"{doc['color']}\").resize(SIZE, Image.Resampling.BILINEAR)",
+        *_feed_lines(entry, doc),
+        "    # ExecuTorch reads the tensor's memory in C order, whatever its strides: hand it a contiguous copy",
+        "    scores = method.execute([torch.from_numpy(np.ascontiguousarray(x))])[0][0].numpy()",
+        "    print(path, labels[int(np.argmax(scores))])", ""])
+
+
 def kotlin_snippet(model: str) -> str:
     return f"""// app/build.gradle.kts: implementation("com.google.mediapipe:tasks-vision:latest.release")
 // copy {model} into app/src/main/assets/ (its labels and input format are inside the file)
@@ -106,19 +120,12 @@ if let top = result.classificationResult.classifications.first?.categories.first
 """
 
 
-def _onnx_counterpart(tflite_pick: str, artifacts: dict[str, Any]) -> str | None:
-    """The .onnx of the pick's precision for the server snippet (the pick itself when it is one)."""
-    if tflite_pick.endswith(".onnx"):
-        return tflite_pick
-    wanted = tflite_pick.replace(".tflite", ".onnx")
-    return wanted if wanted in artifacts else next((n for n in artifacts if n.endswith(".onnx")), None)
-
-
-def _tflite_counterpart(pick: str, artifacts: dict[str, Any]) -> str | None:
-    if pick.endswith(".tflite"):
+def _counterpart(pick: str, suffix: str, artifacts: dict[str, Any]) -> str | None:
+    """The file of the pick's precision in another format (the pick itself when it is one), else any of that format."""
+    if pick.endswith(suffix):
         return pick
-    wanted = pick.replace(".onnx", ".tflite")
-    return wanted if wanted in artifacts else next((n for n in artifacts if n.endswith(".tflite")), None)
+    wanted = pick[:pick.rfind(".")] + suffix
+    return wanted if wanted in artifacts else next((n for n in artifacts if n.endswith(suffix)), None)
 
 
 def deploy_snippets(report: dict[str, Any], doc: dict[str, Any]) -> dict[str, tuple[str, str, str]] | None:
@@ -128,7 +135,7 @@ def deploy_snippets(report: dict[str, Any], doc: dict[str, Any]) -> dict[str, tu
     if not pick or report.get("settings", {}).get("task", "classify") != "classify":
         return None
     artifacts = doc["artifacts"]
-    tflite, onnx = _tflite_counterpart(pick, artifacts), _onnx_counterpart(pick, artifacts)
+    tflite, onnx = _counterpart(pick, ".tflite", artifacts), _counterpart(pick, ".onnx", artifacts)
     threads = int(report.get("target", {}).get("estimate_threads") or 4)
     snippets: dict[str, tuple[str, str, str]] = {}
     if tflite:
@@ -139,6 +146,9 @@ def deploy_snippets(report: dict[str, Any], doc: dict[str, Any]) -> dict[str, tu
     if onnx:
         snippets["onnxruntime"] = (f"Server or desktop (Python, onnxruntime), {onnx}", "python",
                                    onnx_script(onnx, artifacts[onnx], doc))
+    if pick.endswith(".pte"):
+        snippets["executorch"] = (f"ExecuTorch (Python, executorch.runtime), {pick}", "python",
+                                  executorch_script(pick, artifacts[pick], doc))
     return snippets
 
 

@@ -41,6 +41,8 @@ def where_timed(artifact: dict[str, Any], target: str) -> str:
     if est:
         return "measured on this host" if str(est.get("method", "")).startswith("measured on this host") \
             else f"estimated on {target}"
+    if artifact.get("target_estimate_note"):  # the target has estimates, but not for this file's format
+        return f"measured on this host ({artifact['target_estimate_note']})"
     return f"measured on this host ({target} has no estimate)"
 
 
@@ -68,20 +70,30 @@ def pick_deployable(artifacts: list[dict[str, Any]], runtime: str, gate: float =
     if not candidates:
         return {"name": None, "why": f"no file passes every budget and the parity gate (agreement >= {gate:g})"
                                      + (f": {excluded}" if excluded else "")}
-    best = min(candidates, key=lambda a: (a.get("runtime") != runtime, _ranking_ms(a), a["bytes"]))
+    # a host time never races a target figure: files with a latency on the target rank first
+    best = min(candidates, key=lambda a: (a.get("runtime") != runtime, latency_for_target(a) is None,
+                                          _ranking_ms(a), a["bytes"]))
     measured_gate = best.get("agreement") is not None
     rule = "every budget" + (f" and the parity gate (agreement >= {gate:g})" if measured_gate else "")
+    on_target = latency_for_target(best) is not None
+    ranked = [a for a in candidates if (latency_for_target(a) is not None) == on_target]
+    unranked = [a["name"] for a in candidates if a not in ranked]  # passing files with host times only
     if len(artifacts) == 1:
         lead = f"the only file benchmarked, and it passes {rule}"
     elif len(candidates) == 1:
         lead = f"the only file that passes {rule}"
+    elif len(ranked) == 1:
+        lead = f"the only file with a latency on {target} that passes {rule}"
     else:
-        lead = f"fastest of the {len(candidates)} files that pass {rule}"
+        lead = f"fastest of the {len(ranked)} files that pass {rule}" + (f" and have a latency on {target}"
+                                                                         if unranked else "")
     parts = [f"{lead}: {_ranking_ms(best):.2f} ms {where_timed(best, target)}"]
-    faster = [a for a in candidates if a.get("runtime") != runtime and _ranking_ms(a) < _ranking_ms(best)]
+    faster = [a for a in ranked if a.get("runtime") != runtime and _ranking_ms(a) < _ranking_ms(best)]
     if best.get("runtime") == runtime and faster:
         parts.append(f"preferred to the faster {faster[0]['name']} because the target runs {runtime}, "
                      "the runtime its estimate is calibrated on")
+    if unranked:
+        parts.append(f"{', '.join(unranked)} pass too but have no latency on {target} to rank by")
     if not measured_gate:
         parts.append(f"agreement with PyTorch not measured, so the parity gate (>= {gate:g}) was not checked")
     if excluded:

@@ -26,6 +26,10 @@ from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 REPORT_SCHEMA = "edgekit.report/1"
 
 
+def no_estimate_note(fmt: str) -> str:
+    return f"no estimate for .{fmt}: the cost model reads the operators of .tflite and .onnx files only"
+
+
 def target_section(profile: dict[str, Any], threads: int) -> dict[str, Any]:
     cal = calibrate(profile)
     section = {k: profile[k] for k in ("name", "description", "cpu", "runtime") if k in profile}
@@ -51,7 +55,9 @@ def assemble(measurements: dict[str, Any], profile: dict[str, Any], threads: int
     for a in measurements["artifacts"]:
         a = dict(a)
         if a["status"] == "ok":
-            a["target_estimate"] = estimate(a["graph"], cal, threads) if cal else None
+            a["target_estimate"] = estimate(a["graph"], cal, threads) if cal and a.get("graph") else None
+            if cal and not a.get("graph"):
+                a["target_estimate_note"] = no_estimate_note(a["format"])
             if a["target_estimate"] and a.get("runtime") != profile["runtime"]["name"]:
                 a["target_estimate"]["runtime_note"] = (f"calibrated on {profile['runtime']['name']} figures; "
                                                         f"{a.get('runtime')} on the device may differ")

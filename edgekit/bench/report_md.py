@@ -84,6 +84,7 @@ def _estimate_section(report: dict[str, Any]) -> list[str]:
                       f"{100 * r['error']:+.0f} %"] for r in cal["leave_one_out"]])]
     notes = {a["target_estimate"][key] for a in report["artifacts"] for key in ("note", "runtime_note")
              if a.get("target_estimate") and a["target_estimate"].get(key)}
+    notes |= {a["target_estimate_note"] for a in report["artifacts"] if a.get("target_estimate_note")}
     parts += [f"_Note: {n}._" for n in sorted(notes)]
     kinds = sorted({k for a in report["artifacts"] if a.get("target_estimate")
                     for k in a["target_estimate"].get("breakdown_ms", {})})

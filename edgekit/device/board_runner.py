@@ -1,7 +1,7 @@
-"""Latency of one .tflite or .onnx file on this machine: the file edgekit copies to a board and runs there.
+"""Latency of one .tflite, .onnx or .pte file on this machine: the file edgekit copies to a board and runs there.
 
 Self-contained on purpose (standard library, numpy and the runtime only; no edgekit import), so
-the board needs nothing but its Python and ai-edge-litert (or tflite-runtime) or onnxruntime:
+the board needs nothing but its Python and ai-edge-litert (or tflite-runtime), onnxruntime or executorch:
 
     python3 board_runner.py model_int8.tflite --threads 4 --runs 100 --warmup 10
 
@@ -59,6 +59,21 @@ def _onnx(path, threads):
     return (lambda: session.run(None, feed)), "onnxruntime", ort.__version__
 
 
+def _executorch(path, threads):
+    from importlib import metadata
+
+    import torch
+    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+    from executorch.runtime import Runtime
+
+    _unsafe_reset_threadpool(threads)  # the XNNPACK delegate runs on ExecuTorch's one threadpool
+    method = Runtime.get().load_program(path).load_method("forward")
+    detail = method.metadata.input_tensor_meta(0)
+    dtype = {0: np.uint8, 1: np.int8}.get(detail.dtype(), np.float32)  # ExecuTorch's ScalarType codes
+    x = torch.from_numpy(_input(list(detail.sizes()), dtype))
+    return (lambda: method.execute([x])), "executorch", metadata.version("executorch")
+
+
 def _input(shape, dtype):
     rng = np.random.default_rng(0)
     if np.issubdtype(dtype, np.integer):
@@ -68,14 +83,15 @@ def _input(shape, dtype):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Latency of a .tflite or .onnx file on this machine.")
+    parser = argparse.ArgumentParser(description="Latency of a .tflite, .onnx or .pte file on this machine.")
     parser.add_argument("model")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--min-seconds", type=float, default=1.0, help="keep timing at least this long")
     args = parser.parse_args()
-    run, runtime, version = (_onnx if args.model.endswith(".onnx") else _litert)(args.model, args.threads)
+    load = _onnx if args.model.endswith(".onnx") else _executorch if args.model.endswith(".pte") else _litert
+    run, runtime, version = load(args.model, args.threads)
     for _ in range(args.warmup):
         run()
     times = []

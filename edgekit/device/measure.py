@@ -29,7 +29,8 @@ def _checked(cmd: list[str], device: Device, what: str, timeout: float = 600) ->
             raise EdgekitError(f"cannot reach device {device.host} ({last})",
                                f"check the address and that `ssh -p {device.port} {device.login}` logs in without a password")
         raise EdgekitError(f"{what} failed on {device.describe()}: {last}",
-                           "install ai-edge-litert (or tflite-runtime) or onnxruntime and numpy in the board's python3")
+                           "install ai-edge-litert (or tflite-runtime), onnxruntime or executorch, and numpy, in the "
+                           "board's python3")
     return done.stdout
 
 

@@ -181,6 +181,9 @@ def onnx_ops(path: Path) -> list[OpCost]:
     return ops
 
 
+GRAPH_FORMATS = ("onnx", "tflite")  # the formats whose operators are walked here (not ExecuTorch's .pte)
+
+
 def graph_ops(path: Path) -> list[OpCost]:
     """The operator list of a .tflite or .onnx file."""
     if Path(path).suffix == ".onnx":

@@ -16,14 +16,16 @@ import torch
 from edgekit.data.preprocess import PreprocessSpec
 from edgekit.runtime.ort_session import SESSION_CONFIG
 from edgekit.export.onnx_format import INPUT_NAME, export_onnx
-from edgekit.export.tflite_format import export_tflite
+from edgekit.export.pte_format import export_pte
+from edgekit.export.tflite_format import METADATA_NAME, export_tflite
 from edgekit.export.tflite_raw_pixels import raw_pixel_io
 from edgekit.registry import FORMATS, load
 
 # Which model each file is made from: the FP32 student, the PT2E INT8 graph, or (for ONNX, whose
-# QuantizeLinear weights are stored as int8 initializers) that graph with its weights folded.
+# QuantizeLinear weights are stored as int8 initializers, and for ExecuTorch, whose XNNPACK delegate takes
+# the int8 weights as constants) that graph with its weights folded.
 SOURCE_MODEL = {("onnx", "fp32"): "fp32", ("onnx", "int8"): "int8_folded", ("tflite", "fp32"): "fp32",
-                ("tflite", "int8"): "int8"}
+                ("tflite", "int8"): "int8", ("pte", "fp32"): "fp32", ("pte", "int8"): "int8_folded"}
 
 @dataclass(frozen=True)
 class FileJob:
@@ -35,7 +37,8 @@ class FileJob:
     outputs: list[str]
     int8: bool
     io: str  # an INT8 .tflite's input and output: "uint8" (raw pixels) or "int8"
-    metadata: dict[str, Any]  # ONNX metadata_props (the recipe); a .tflite gets its metadata once its I/O is known
+    metadata: dict[str, Any]  # ONNX metadata_props, a .pte's constant method (the recipe); a .tflite gets its
+                              # metadata once its I/O is known
 
 
 Writer = Callable[[torch.nn.Module, FileJob], None]
@@ -51,17 +54,24 @@ def write_tflite(model: torch.nn.Module, job: FileJob) -> None:
         raw_pixel_io(job.path, list(job.spec.mean), list(job.spec.std))
 
 
+def write_pte(model: torch.nn.Module, job: FileJob) -> None:
+    export_pte(model, job.example, job.path, job.metadata.get(METADATA_NAME))
+
+
 def write_file(art: dict[str, str], models: dict[str, torch.nn.Module], job: FileJob) -> None:
     model = models[SOURCE_MODEL[art["format"], art["precision"]]]
     writer: Writer = load(FORMATS[art["format"]]["writer"])
     writer(model, job)
 
 
-def planned_onnx_entry(outputs: tuple[str, ...]) -> dict[str, Any]:
-    """An ONNX file's I/O entry as the exporter will write it (float in, float out), for its embedded recipe."""
-    entry: dict[str, Any] = {"input": INPUT_NAME, "layout": "NCHW", "input_dtype": "float32",
-                             "session_config": dict(SESSION_CONFIG),
-                             "outputs": {name: {"index": i, "dtype": "float32"} for i, name in enumerate(outputs)}}
+def planned_entry(fmt: str, outputs: tuple[str, ...]) -> dict[str, Any]:
+    """An ONNX or ExecuTorch file's I/O entry as the exporter will write it (float in, float out), for its
+    embedded recipe. ExecuTorch methods take their inputs by position: its ``input`` names the method."""
+    entry: dict[str, Any] = {"input": "forward" if fmt == "pte" else INPUT_NAME, "layout": "NCHW",
+                             "input_dtype": "float32"}
+    if fmt != "pte":
+        entry["session_config"] = dict(SESSION_CONFIG)
+    entry["outputs"] = {name: {"index": i, "dtype": "float32"} for i, name in enumerate(outputs)}
     if len(outputs) == 1:
         entry["output_dtype"] = "float32"
     return entry

@@ -42,7 +42,7 @@ def _open(make: Callable[[], Any], path: Path) -> Any:
         return make()
     except Exception as exc:  # noqa: BLE001 - onnxruntime and LiteRT raise many kinds for a file they cannot load
         raise EdgekitError(f"model {path} cannot be loaded ({exc.__class__.__name__})",
-                           "pass a .tflite/.onnx file exported by edgekit, unmodified") from None
+                           "pass a .tflite/.onnx/.pte file exported by edgekit, unmodified") from None
 
 
 def predict(model: Path, images: list[Path], score: float | None = None, iou: float | None = None,

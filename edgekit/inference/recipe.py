@@ -13,7 +13,7 @@ from edgekit.data.preprocess import PreprocessSpec
 from edgekit.errors import EdgekitError
 from edgekit.export.artifact_meta import LABELS_FILE, PREPROCESS_FILE
 
-MODEL_SUFFIXES = (".onnx", ".tflite")
+MODEL_SUFFIXES = (".onnx", ".tflite", ".pte")
 
 
 @dataclass
@@ -33,10 +33,10 @@ def resolve_model(path: Path) -> Path:
     """A model file as given, or for a run directory the report's deploy pick (else the INT8 TFLite file)."""
     path = Path(path)
     if not path.exists():
-        raise EdgekitError(f"model {path} does not exist", "pass a .tflite/.onnx file or a run directory")
+        raise EdgekitError(f"model {path} does not exist", "pass a .tflite/.onnx/.pte file or a run directory")
     if path.is_file():
         if path.suffix not in MODEL_SUFFIXES:
-            raise EdgekitError(f"model {path} is not a .tflite or .onnx file", "pass an artifact edgekit exported")
+            raise EdgekitError(f"model {path} is not a .tflite, .onnx or .pte file", "pass an artifact edgekit exported")
         return path
     artifacts = path / "artifacts"
     if not artifacts.is_dir():
@@ -60,6 +60,10 @@ def _embedded(path: Path) -> dict[str, Any] | None:
 
             raw = read_metadata(path, METADATA_NAME)
             return json.loads(raw) if raw else None
+        if path.suffix == ".pte":
+            from edgekit.export.pte_format import read_recipe
+
+            return read_recipe(path)
         import onnx
 
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}

@@ -1,4 +1,5 @@
-"""Run an artifact in its own runtime (onnxruntime, LiteRT), fed and read as preprocess.json tells an app to.
+"""Run an artifact in its own runtime (onnxruntime, LiteRT; ExecuTorch in executorch_runner.py), fed and read
+as preprocess.json tells an app to.
 
 Input: float NCHW images already through the preprocessing recipe. Each runner lays them out and
 quantizes them by the artifact's entry in preprocess.json, and gives every output by name, dequantized
@@ -70,6 +71,12 @@ class _Runner:
         """Every output for a batch, by name, in float."""
         raise NotImplementedError
 
+    def _image_by_image(self, x_nchw: np.ndarray) -> dict[str, np.ndarray]:
+        """``outputs`` for a file that takes one image at a time."""
+        x = self.prepare(x_nchw)
+        parts = [self._named(self.run_prepared(x[i:i + 1])) for i in range(len(x))]
+        return {name: np.concatenate([p[name] for p in parts]) for name in self.outputs_read}
+
     def __call__(self, x_nchw: np.ndarray) -> np.ndarray:
         """The first output (a classifier's logits) for a batch."""
         return next(iter(self.outputs(x_nchw).values()))
@@ -113,12 +120,10 @@ class LiteRTRunner(_Runner):
         return self.run_prepared(x)[0]
 
     def outputs(self, x_nchw: np.ndarray) -> dict[str, np.ndarray]:
-        x = self.prepare(x_nchw)  # the file takes one image at a time
-        parts = [self._named(self.run_prepared(x[i:i + 1])) for i in range(len(x))]
-        return {name: np.concatenate([p[name] for p in parts]) for name in self.outputs_read}
+        return self._image_by_image(x_nchw)
 
 
-def open_runner(path: Path, entry: dict[str, Any], threads: int | None = 1) -> OnnxRunner | LiteRTRunner:
+def open_runner(path: Path, entry: dict[str, Any], threads: int | None = 1) -> _Runner:
     """The runner of the file's format (edgekit/registry.py ``FORMATS`` and ``RUNTIMES``)."""
     return runner_class(path)(path, entry, threads)
 

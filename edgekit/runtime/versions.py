@@ -7,7 +7,7 @@ import platform
 from importlib import metadata
 
 LIBRARIES = ("edgekit", "torch", "torchvision", "torchao", "litert-torch", "ai-edge-litert", "onnx", "onnxscript",
-             "onnxruntime", "numpy", "scikit-learn", "pillow")
+             "onnxruntime", "executorch", "numpy", "scikit-learn", "pillow")
 
 
 def library_versions() -> dict[str, str]:

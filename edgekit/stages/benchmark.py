@@ -23,7 +23,7 @@ from edgekit.bench.threads import thread_counts
 from edgekit.runtime.versions import host_info, library_versions
 from edgekit.distill.progress import progress_bar
 from edgekit.errors import EdgekitError, is_disk_full
-from edgekit.estimate.onnx_graph import graph_ops
+from edgekit.estimate.onnx_graph import GRAPH_FORMATS, graph_ops
 from edgekit.estimate.op_costs import summarize
 from edgekit.export.artifact_meta import PREPROCESS_FILE
 from edgekit.export.guarded import FAILED_FILES, error_text, retry_failed
@@ -33,7 +33,7 @@ from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.models.predictions import load_outputs
 from edgekit.stages.context import StageContext
 
-VERSION = "8"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved; 6: until enough quiet rounds; 7: ONNX sessions with session.x64quantprecision; 8: one chain for every task
+VERSION = "9"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved; 6: until enough quiet rounds; 7: ONNX sessions with session.x64quantprecision; 8: one chain for every task; 9: .pte files (no graph)
 EVAL_CHUNK = 256
 MEASUREMENTS = "measurements.json"
 
@@ -59,10 +59,12 @@ def _artifact_row(ctx: StageContext, art_dir: Path, row: dict[str, Any], entry: 
            "agreement": task.agreement(data, outputs, reference[row["precision"]]),
            "agreement_reference": "PyTorch FP32 student" if row["precision"] == "fp32" else "PyTorch INT8 (PT2E converted)",
            "input_dtype": entry["input_dtype"], "layout": entry["layout"]}
-    out["graph"] = summarize(graph_ops(path))
+    # the operator walk (the target estimate's input), size breakdown and per-operator host times exist for
+    # .tflite and .onnx; a .pte gets none of them (graph None: no target estimate, bench/final_report.py)
+    out["graph"] = summarize(graph_ops(path)) if row["format"] in GRAPH_FORMATS else None
     if row["format"] == "tflite":
         out["size_breakdown"] = tflite_bytes(path)
-    else:
+    elif row["format"] == "onnx":
         out["host_op_ms"] = onnx_op_times(path, x[:1], threads)
     return out, lambda: runner.run_prepared(single)
 

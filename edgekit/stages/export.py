@@ -1,10 +1,10 @@
-"""Stage 4: self-contained files (ONNX and TFLite, FP32 and INT8), labels, preprocess.json, parity.
+"""Stage 4: self-contained files (ONNX, TFLite and ExecuTorch, FP32 and INT8), labels, preprocess.json, parity.
 
 Each file is built by its format's function (export/formats.py) and fails alone (as in Ultralytics'
 exporter): a failed conversion is recorded with its error, and the other files are still written. Every
-file carries its own copy of the recipe (ONNX metadata; in a .tflite an ``edgekit.preprocess`` buffer beside the
-standard TFLite metadata and its labels file, which MediaPipe Tasks read) and is checked against
-the PyTorch model it came from, run the way preprocess.json tells an app to run it.
+file carries its own copy of the recipe (ONNX metadata; a .pte's ``edgekit_preprocess`` method; in a .tflite
+an ``edgekit.preprocess`` buffer beside the standard TFLite metadata and its labels file, which MediaPipe Tasks
+read) and is checked against the PyTorch model it came from, run the way preprocess.json tells an app to run it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from edgekit.runtime.runners import open_runner
 from edgekit.export.artifact_meta import (LABELS_FILE, PREPROCESS_FILE, embedded_document, input_feed, labels_text,
                                           preprocess_document)
-from edgekit.export.formats import FileJob, planned_onnx_entry, write_file
+from edgekit.export.formats import FileJob, planned_entry, write_file
 from edgekit.registry import ARTIFACTS
 from edgekit.export.guarded import FAILED_FILES, failed_names, guarded_export, retry_failed
 from edgekit.export.tflite_metadata import write_tflite_metadata
@@ -27,7 +27,7 @@ from edgekit.quantize import pt2e
 from edgekit.quantize.converted_cache import converted_graph
 from edgekit.stages.context import StageContext
 
-VERSION = "4"  # 2: int8 initializers not shared between nodes; session_config in preprocess.json. 3: one chain for every task; detection ONNX files carry the recipe. 4: standard TFLite metadata and labels inside; INT8 .tflite takes raw uint8 pixels (--io)
+VERSION = "5"  # 2: int8 initializers not shared between nodes; session_config in preprocess.json. 3: one chain for every task; detection ONNX files carry the recipe. 4: standard TFLite metadata and labels inside; INT8 .tflite takes raw uint8 pixels (--io). 5: INT8 ONNX activations uint8 (onnx_uint8_activations.py). 5: ExecuTorch .pte files
 PARITY_IMAGES = 64
 
 
@@ -51,7 +51,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
         for art in ARTIFACTS:
             def build(path: Path, art: dict[str, str] = art) -> tuple[dict[str, Any], str]:
                 metadata = {"edgekit.preprocess": embedded_document(spec, classes, path.name,
-                                                                    planned_onnx_entry(task.output_names), extra)}
+                                                                    planned_entry(art["format"], task.output_names),
+                                                                    extra)}
                 write_file(art, models, FileJob(path, x_parity[:1], spec, list(task.output_names),
                                                 art["precision"] == "int8", s.io, metadata))
                 entry = task.io_entry(path, classes)

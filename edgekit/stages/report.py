@@ -39,4 +39,6 @@ def run(ctx: StageContext) -> dict[str, Any]:
         if est:
             ctx.console.print(f"estimate: {a['name']} on {report['target']['name']}: {est['ms']:.2f} ms "
                               f"± {est['band_pct']:.0f} % ({est['threads']} threads)")
+        elif a.get("target_estimate_note"):
+            ctx.console.print(f"estimate: {a['name']} on {report['target']['name']}: {a['target_estimate_note']}")
     return {"failures": failures, "failed_files": failure_lines(report["artifacts"], ctx.out), "deploy": report["deploy"]}

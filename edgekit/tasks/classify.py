@@ -234,8 +234,11 @@ class ClassificationTask(Task):
 
     # --- files ----------------------------------------------------------------------------------------
     def io_entry(self, path: Path, classes: list[str]) -> dict[str, Any]:
+        from edgekit.runtime.executorch_runner import pte_io
         from edgekit.runtime.runners import onnx_io, tflite_io
 
+        if path.suffix == ".pte":
+            return pte_io(path, self.output_names)
         return onnx_io(path) if path.suffix == ".onnx" else tflite_io(path)
 
     def parity(self, outputs: Outputs, reference: Outputs) -> tuple[dict[str, Any], str]:

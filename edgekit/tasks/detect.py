@@ -227,10 +227,13 @@ class DetectionTask(Task):
 
     # --- files ----------------------------------------------------------------------------------------
     def io_entry(self, path: Path, classes: list[str]) -> dict[str, Any]:
+        from edgekit.runtime.executorch_runner import pte_io
         from edgekit.runtime.runners import onnx_io, tflite_io
 
         if path.suffix == ".onnx":
             return onnx_io(path)
+        if path.suffix == ".pte":
+            return pte_io(path, OUTPUTS)  # the model's own output order
 
         def order(shapes: list[list[int]]) -> list[int]:
             # which is which: the scores have one column per class, the boxes four (same width: the first is scores)
