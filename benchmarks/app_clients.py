@@ -18,6 +18,7 @@ import platform
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,15 +45,19 @@ def plain_onnx_top1(path: Path, x_nchw: np.ndarray) -> np.ndarray:
     return np.concatenate([session.run(None, {name: x_nchw[i:i + 64]})[0].argmax(1) for i in range(0, len(x_nchw), 64)])
 
 
-def measure(run: Path) -> dict:
+def open_run(run: Path) -> tuple[dict, dict, Any, Any]:
+    """A finished run's report.json, its preprocess.json, the recipe (a PreprocessSpec) and its data."""
     from edgekit.data.loading import load_image_data
     from edgekit.data.preprocess import PreprocessSpec
 
     report = json.loads((run / "report.json").read_text(encoding="utf-8"))
     doc = json.loads((run / "artifacts" / "preprocess.json").read_text(encoding="utf-8"))
-    settings = report["settings"]
     spec = PreprocessSpec(size=tuple(doc["size"]), mean=tuple(doc["mean"]), std=tuple(doc["std"]))
-    data = load_image_data(settings["data"], spec)
+    return report, doc, spec, load_image_data(report["settings"]["data"], spec)
+
+
+def measure(run: Path) -> dict:
+    report, doc, spec, data = open_run(run)
     images, labels = data.splits[data.eval_split]
     x = spec.normalize(images).numpy()
     own = {a["name"]: a for a in report["artifacts"]}
@@ -61,6 +66,8 @@ def measure(run: Path) -> dict:
     rows = []
     for name, entry in doc["artifacts"].items():
         path = run / "artifacts" / name
+        if path.suffix not in (".tflite", ".onnx"):
+            continue  # the .pte files: benchmarks/pte_files.py opens them in executorch.runtime
         client = "MediaPipe ImageClassifier" if path.suffix == ".tflite" else "onnxruntime.InferenceSession(path)"
         top1 = mediapipe_top1(path, images) if path.suffix == ".tflite" else plain_onnx_top1(path, x)
         accuracy = float((top1 == labels).mean())
@@ -97,29 +104,43 @@ def render(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments of a script that measures a finished run (this one, pte_files.py)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a finished `edgekit compress` folder")
     parser.add_argument("--name", required=True, help="results file suffix (digits, cifar10)")
     parser.add_argument("--run-command", default="edgekit compress --target rpi4",
                         help="the command that made --run, for the results file")
-    args = parser.parse_args()
+    return parser
+
+
+def stamp(result: dict, args: argparse.Namespace) -> None:
+    """The results file's provenance: its name, the run's command, the date and the commit."""
+    result.update(name=args.name, run_command=args.run_command,
+                  date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                        text=True).stdout.strip())
+
+
+def write_results(stem: str, result: dict, markdown: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown)
+    print(markdown)
+
+
+def main() -> int:
+    args = run_arguments(__doc__).parse_args()
     result = measure(args.run)
     by_name = {r["name"]: r for r in result["rows"]}
     checks = {f"MediaPipe {n} within {GOAL_POINTS} point of edgekit": by_name[n]["minus_edgekit_points"]
               for n in ("model_fp32.tflite", "model_int8.tflite")}
     checks[f"plain-session model_int8.onnx within {GOAL_POINTS} point of the PyTorch INT8 graph"] = \
         by_name["model_int8.onnx"]["minus_pytorch_points"]
-    result.update(name=args.name, run_command=args.run_command,
-                  date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                        text=True).stdout.strip(),
-                  machine=f"{platform.processor() or platform.machine()}, python {platform.python_version()}",
+    stamp(result, args)
+    result.update(machine=f"{platform.processor() or platform.machine()}, python {platform.python_version()}",
                   checks={k: {"value": v, "pass": abs(v) <= GOAL_POINTS} for k, v in checks.items()})
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"app_clients_{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"app_clients_{args.name}.md").write_text(render(result))
-    print(render(result))
+    write_results(f"app_clients_{args.name}", result, render(result))
     return 0
 
 
