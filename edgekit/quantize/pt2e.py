@@ -76,17 +76,19 @@ def to_eval(prepared: torch.nn.Module) -> None:
 
 
 def without_dropout(model: torch.nn.Module) -> None:
-    """Set every dropout's rate to 0, in place, before QAT.
+    """Replace every dropout by an identity, in place, before QAT.
 
-    A dropout in training mode scales what it keeps by ``1 / (1 - p)``, and the observer of the tensor after it
-    saw those values: MobileNetV2's classifier input shares the last ReLU6's observer (one_scale_per_tensor.py), so
-    QAT widened that grid to 6.8 with p = 0.2 where the deployed graph never exceeds 6. The grid was 13 % coarser,
-    and onnxruntime could not fold the last ReLU6 (its grid kept values the clamp cuts), leaving that convolution
-    in float. QAT is a short fine-tuning of a trained student; without dropout its observers see what inference sees.
+    torchao's ``move_exported_model_to_train`` rewrites each dropout of a captured graph as ``dropout(p=0.5)``,
+    whatever rate the model had, and the observer of the tensor after it sees the kept values doubled.
+    MobileNetV2's classifier input shares the last ReLU6's observer (one_scale_per_tensor.py), so QAT widened
+    that grid to 6.8 where inference never passes 6: the grid was 13 % coarser than it needed, and onnxruntime
+    could not fold the last ReLU6 (its grid kept values the clamp cuts), which left that convolution in float.
+    QAT is a short fine-tuning of a trained student; without dropout its observers see what inference sees.
     """
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.modules.dropout._DropoutNd):
+                setattr(module, child_name, torch.nn.Identity())
 
 
 def rebuild_prepared(student: torch.nn.Module, example: torch.Tensor, method: Method,
