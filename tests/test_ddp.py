@@ -53,7 +53,7 @@ def test_two_processes_finish_and_write_one_report(work: Path) -> None:
     report = json.loads((run / "report.json").read_text())
     assert len(report["artifacts"]) == len(ARTIFACTS) and all(a["status"] == "ok" for a in report["artifacts"])
     assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
-        "artifacts", "benchmark", "distill", "quantize", "report.html", "report.json", "report.md", "teacher"]
+        "DEPLOY.md", "artifacts", "benchmark", "distill", "quantize", "report.html", "report.json", "report.md", "teacher"]
     for stage in ("teacher", "distill", "quantize"):
         assert json.loads((run / stage / "stage.json").read_text())["inputs"]["processes"] == "2"
     assert "Traceback" not in result.stderr

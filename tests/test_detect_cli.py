@@ -65,6 +65,27 @@ def test_detection_run_writes_the_artifact_contract(detect_run: Path) -> None:
         assert embedded["detection"]["outputs"] == ["scores", "boxes"] and list(embedded["outputs"]) == ["scores", "boxes"]
 
 
+def test_detection_tflite_carries_standard_metadata(detect_run: Path) -> None:
+    from edgekit.export.tflite_metadata import associated_files, read_model_metadata
+
+    artifacts = detect_run / "run" / "artifacts"
+    recipe = json.loads((artifacts / "preprocess.json").read_text(encoding="utf-8"))
+    for name in ("model_fp32.tflite", "model_int8.tflite"):
+        meta = read_model_metadata(artifacts / name)
+        assert meta is not None and meta.name == b"edgekit object detector", name
+        (graph,) = meta.subgraphMetadata
+        entry = recipe["artifacts"][name]["outputs"]
+        in_file_order = sorted(entry, key=lambda n: entry[n]["index"])  # the metadata follows the file's outputs
+        assert [o.name.decode() for o in graph.outputTensorMetadata] == in_file_order
+        scores = graph.outputTensorMetadata[in_file_order.index("scores")]
+        assert scores.associatedFiles[0].name == b"labels.txt"
+        assert associated_files(artifacts / name)["labels.txt"].decode().split() == list(CLASSES)
+        # the int8 file takes raw pixels; its float scores output stays float, the boxes become uint8
+        if name == "model_int8.tflite":
+            assert recipe["artifacts"][name]["outputs"]["scores"]["dtype"] == "float32"
+            assert recipe["artifacts"][name]["outputs"]["boxes"]["dtype"] == "uint8"
+
+
 def test_detection_report_has_map_per_file_and_follows_the_schema(detect_run: Path) -> None:
     report = json.loads((detect_run / "run" / "report.json").read_text(encoding="utf-8"))
     assert _schema_errors(report) == []

@@ -39,19 +39,11 @@ def _litert(path, threads):
 def _onnx(path, threads):
     import onnxruntime as ort
 
-    def options(precise):
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 4 if precise else 3  # a refused precise load is retried, not logged
-        if precise:  # as edgekit/runtime/ort_session.py: no saturating U8S8 kernel on x86 without VNNI
-            opts.add_session_config_entry("session.x64quantprecision", "1")
-        return opts
-
-    try:
-        session = ort.InferenceSession(path, options(True), providers=["CPUExecutionProvider"])
-    except Exception:  # noqa: BLE001 - a file the precise path cannot load runs on the default kernels
-        session = ort.InferenceSession(path, options(False), providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()  # a plain session, as an app opens the file (edgekit/runtime/ort_session.py)
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     detail = session.get_inputs()[0]
     dtype = np.float32 if "float" in detail.type else np.int8
     shape = [d if isinstance(d, int) and d > 0 else 1 for d in detail.shape]
