@@ -116,6 +116,30 @@ def test_deploy_pick_never_ranks_a_host_time_against_a_target_estimate() -> None
     assert alone["name"] == "m.pte" and "0.10 ms measured on this host (no estimate for .pte)" in alone["why"]
 
 
+def test_a_latency_budget_is_not_checked_on_a_pte_with_no_estimate_and_fails_no_run() -> None:
+    """Without an estimate for its format the .pte's latency budget is neither met nor missed: no failure line
+    (exit 1 would come from a file the user cannot budget), and the deploy pick leaves the file out saying why."""
+    from edgekit.bench.budgets import check_budgets, failure_lines
+    from edgekit.bench.deploy_pick import pick_deployable
+
+    pte = {"name": "m.pte", "format": "pte", "status": "ok", "runtime": "executorch", "bytes": 10**6, "agreement": 1.0,
+           "latency_ms": {"p50": 0.1, "p90": 0.1, "threads": 1}, "target_estimate": None,
+           "target_estimate_note": "no estimate for .pte"}
+    tflite = {**pte, "name": "m.tflite", "format": "tflite", "runtime": "ai-edge-litert",
+              "target_estimate": {"ms": 3.0, "method": "graph cost model"}}
+    failed_estimate = {**tflite, "name": "n.tflite", "target_estimate": None, "target_estimate_note": None}
+    for row in (pte, tflite, failed_estimate):
+        row["budgets"] = check_budgets(row, {"latency_ms": 5.0, "size_mb": 2.0})
+    assert pte["budgets"]["latency_ms"]["passed"] is None and "--device" in pte["budgets"]["latency_ms"]["why"]
+    assert pte["budgets"]["size_mb"]["passed"] is True and tflite["budgets"]["latency_ms"]["passed"] is True
+    assert failed_estimate["budgets"]["latency_ms"]["passed"] is False  # a graph format without a value still fails
+    assert failure_lines({"artifacts": [pte, tflite]}) == []
+    assert failure_lines({"artifacts": [failed_estimate]}) == ["budget failed: n.tflite latency_ms: not measured for "
+                                                               "this artifact"]
+    pick = pick_deployable([pte, tflite], "ai-edge-litert", target="rpi4")
+    assert pick["name"] == "m.tflite" and "m.pte has no latency_ms on the target to check" in pick["why"]
+
+
 def test_deploy_snippet_for_a_pte_pick_gives_edgekit_top1(run: Path, documents: tuple[dict, dict],
                                                           tmp_path: Path) -> None:
     """A report whose pick is the INT8 .pte gets an executorch.runtime script; run as it is, it answers as edgekit."""

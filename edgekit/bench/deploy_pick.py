@@ -50,9 +50,13 @@ def _left_out(artifact: dict[str, Any], gate: float) -> str | None:
     """Why a file cannot be picked, or None when it can."""
     if artifact["status"] != "ok":
         return f"{artifact['name']} {FAILED_TO.get(artifact.get('failed_in', ''), 'failed')}"
-    missed = [key for key, mark in (artifact.get("budgets") or {}).items() if not mark["passed"]]
+    marks = artifact.get("budgets") or {}
+    missed = [key for key, mark in marks.items() if mark["passed"] is False]
     if missed:
         return f"{artifact['name']} misses {', '.join(missed)}"
+    unchecked = [key for key, mark in marks.items() if mark["passed"] is None]
+    if unchecked:
+        return f"{artifact['name']} has no {', '.join(unchecked)} on the target to check"
     agreement = artifact.get("agreement")
     if agreement is not None and agreement < gate:
         return f"{artifact['name']} agreement {agreement:.3f} < {gate:g}"

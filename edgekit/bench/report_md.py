@@ -54,7 +54,8 @@ def budget_cell(a: dict[str, Any]) -> str:
     marks = a.get("budgets") or {}
     if not marks:
         return "—"
-    return " ".join(("✅ " if m["passed"] else "❌ ") + key for key, m in marks.items())
+    return " ".join({True: "✅ ", False: "❌ ", None: "— "}[m["passed"]] + key + (" not checked" if m["passed"] is None else "")
+                    for key, m in marks.items())
 
 
 def artifact_rows(report: dict[str, Any]) -> list[list[str]]:
