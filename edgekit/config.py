@@ -94,6 +94,11 @@ class Settings:
     skip_bad_images: bool = False  # leave out image files that cannot be decoded (data/bad_images.py) instead of stopping
 
     def __post_init__(self) -> None:
+        self.resolve_defaults()
+
+    def resolve_defaults(self) -> None:
+        """Settings whose default follows others: alpha from the method, io from the recipe, weight_range from
+        the target. ``None``/``"auto"`` stands for "not given"."""
         if self.alpha is None:
             self.alpha = default_alpha(self.method)
         if self.io == "auto":
@@ -214,12 +219,7 @@ def build_settings(file_values: dict[str, Any], flag_values: dict[str, Any]) -> 
             settings.with_epochs(epochs)
         for key, value in values.items():
             setattr(settings, key, value)
-    if settings.alpha is None:
-        settings.alpha = default_alpha(settings.method)
-    if settings.io == "auto":
-        settings.io = raw_pixel_io_default(settings.mean, settings.std)
-    if settings.weight_range == "auto":
-        settings.weight_range = weight_range_default(settings.target)
+    settings.resolve_defaults()
     validate(settings)
     return settings
 
