@@ -130,10 +130,12 @@ def test_io_int8_keeps_int8_input_and_output(e2e_run: Path, tmp_path: Path,
 
 @pytest.mark.parametrize("flags, expected", [
     (["--io", "int4"], "io 'int4' is not known"),
+    (["--config", "seven_bit.toml"], "weight-range '7bit' is not known"),
     (["--config", "per_channel.toml", "--io", "uint8"],
      "raw-pixel (uint8) INT8 input needs one mean and one std for all channels"),
 ])
 def test_bad_io_settings_exit_2_in_one_line(tmp_path: Path, flags: list[str], expected: str) -> None:
+    (tmp_path / "seven_bit.toml").write_text('weight_range = "7bit"\n', encoding="utf-8")
     (tmp_path / "per_channel.toml").write_text("mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]\n",
                                                encoding="utf-8")
     result = run_cli(["compress", *flags, "--out", str(tmp_path / "run")], cwd=tmp_path)
