@@ -217,7 +217,7 @@ def tune(data: Data = None, teacher: TeacherFile = None, teacher_arch: TeacherAr
 
 
 @app.command("benchmark")
-def benchmark(path: Annotated[Optional[Path], typer.Argument(help="A .tflite or .onnx file, or a run directory (default: --out).")] = None,
+def benchmark(path: Annotated[Optional[Path], typer.Argument(help="A .tflite, .onnx or .pte file, or a run directory (default: --out).")] = None,
               target: Target = None, threads: Threads = None, budget: Budget = None, device: DeviceOpt = None,
               data: Data = None, size: Size = None,
               out: Annotated[Optional[Path], typer.Option(help="Where the reports go (default: the run directory; for a file, runs/benchmark-<name>).")] = None,
@@ -364,9 +364,13 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
 
 
 def main() -> None:
+    import logging
     import warnings
 
     warnings.showwarning = _one_line_warning
+    # torchao (imported by the quantizer and by ExecuTorch) registers an enum the way torch now deprecates, and
+    # torch logs that on every import: a line about our dependencies, not about the user's run
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     try:
         app(standalone_mode=False)
     except EdgekitError as exc:

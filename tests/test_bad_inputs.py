@@ -219,6 +219,11 @@ def _model(*flags: str) -> Callable[[Path], list[str]]:
     return build
 
 
+def _not_a_pte(w: Path) -> list[str]:
+    (w / "model.pte").write_bytes(b"\0\0\0\0ET12 but not a program" * 10)
+    return [str(w / "model.pte")]
+
+
 def _not_a_model(w: Path) -> list[str]:
     (w / "model.tflite").write_bytes(b"TFL3 but not really a flatbuffer model" * 10)
     return [str(w / "model.tflite")]
@@ -294,7 +299,8 @@ CASES = [
     Case("device-malformed", _flags("--device", "pi@board"), ("pi@board", "ssh://")),
     Case("device-unreachable", _flags("--device", "ssh://nobody@127.0.0.1:1"), ("127.0.0.1",)),
     Case("benchmark-not-a-model", _not_a_model, ("model.tflite", "not a readable"), command="benchmark"),
-    Case("benchmark-wrong-suffix", _wrong_suffix, ("model.txt", ".tflite or .onnx"), command="benchmark"),
+    Case("benchmark-not-a-pte", _not_a_pte, ("model.pte", "not a readable pte model"), command="benchmark"),
+    Case("benchmark-wrong-suffix", _wrong_suffix, ("model.txt", ".tflite, .onnx or .pte"), command="benchmark"),
     Case("benchmark-missing-file", lambda w: [str(w / "gone.tflite")], ("gone.tflite", "does not exist"),
          command="benchmark"),
     Case("benchmark-accuracy-budget-on-a-file", _model("--budget", "accuracy=0.9"), ("accuracy", "run directory"),

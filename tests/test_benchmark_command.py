@@ -215,6 +215,22 @@ def test_single_file_benchmark(run_copy: Path, tmp_path: Path) -> None:
     assert (out / "report.md").is_file() and (out / "report.html").is_file()
 
 
+def test_single_file_benchmark_of_a_pte(run_copy: Path, tmp_path: Path) -> None:
+    """A .pte alone: its precision is read from the file, host latency measured in ExecuTorch, no target estimate."""
+    reports = {}
+    for name in ("model_int8.pte", "model_fp32.pte"):
+        out = tmp_path / name
+        result = run_cli(["benchmark", str(run_copy / "artifacts" / name), "--target", "rpi4", "--out", str(out)],
+                         cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        reports[name] = report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        assert _schema_errors(report) == []
+        [artifact] = report["artifacts"]
+        assert artifact["format"] == "pte" and artifact["runtime"] == "executorch" and artifact["latency_ms"]["p50"] > 0
+        assert artifact["target_estimate"] is None and artifact["target_estimate_note"].startswith("no estimate for .pte")
+    assert [r["artifacts"][0]["precision"] for r in reports.values()] == ["int8", "fp32"]
+
+
 def test_board_runner_runs_alone(run_copy: Path) -> None:
     """The file copied to a board needs no edgekit: run it by path, with only numpy and the runtime."""
     runner = resources.files("edgekit.device").joinpath("board_runner.py")

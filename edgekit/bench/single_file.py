@@ -1,7 +1,8 @@
-"""``edgekit benchmark MODEL.tflite|MODEL.onnx``: one file without its run, in its own runtime.
+"""``edgekit benchmark MODEL.tflite|MODEL.onnx|MODEL.pte``: one file without its run, in its own runtime.
 
 Size, graph, host latency (measured by the same self-contained runner a board uses), the target estimate
-and, for ONNX, per-operator host times. Accuracy needs the run directory (its test data); pass that instead.
+and, for ONNX, per-operator host times. A .pte has no graph summary and so no target estimate (as in a run);
+its precision is read from its XNNPACK graphs. Accuracy needs the run directory (its test data); pass that instead.
 """
 
 from __future__ import annotations
@@ -23,22 +24,28 @@ from edgekit.device.measure import measure_on_device
 from edgekit.errors import EdgekitError
 from edgekit.pipeline.fingerprint import file_sha256
 
-FORMATS = {".tflite": ("tflite", "ai-edge-litert"), ".onnx": ("onnx", "onnxruntime")}
+FORMATS = {".tflite": ("tflite", "ai-edge-litert"), ".onnx": ("onnx", "onnxruntime"), ".pte": ("pte", "executorch")}
 
 
 def check_model_file(path: Path) -> None:
     if not path.is_file():
-        raise EdgekitError(f"model file {path} does not exist", "pass a .tflite or .onnx file, or a run directory")
+        raise EdgekitError(f"model file {path} does not exist", "pass a .tflite, .onnx or .pte file, or a run directory")
     if path.suffix not in FORMATS:
-        raise EdgekitError(f"{path} is not a .tflite or .onnx file", "pass a model written by `edgekit export` or a run directory")
+        raise EdgekitError(f"{path} is not a .tflite, .onnx or .pte file",
+                           "pass a model written by `edgekit export` or a run directory")
 
 
-def _graph(path: Path) -> dict[str, Any]:
+def _graph(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """The graph summary the estimate reads (None for a .pte: no estimator reads one) and the file's precision."""
     from edgekit.estimate.onnx_graph import graph_ops
     from edgekit.estimate.op_costs import summarize
+    from edgekit.export.pte_format import precision
 
     try:
-        return summarize(graph_ops(path))
+        if path.suffix == ".pte":
+            return None, precision(path)
+        graph = summarize(graph_ops(path))
+        return graph, graph["precision"]
     except Exception as exc:  # noqa: BLE001 - any parser failure means the same thing to the user
         raise EdgekitError(f"{path} is not a readable {FORMATS[path.suffix][0]} model ({type(exc).__name__})",
                            "pass a model file written by `edgekit export` or another converter") from None
@@ -64,7 +71,7 @@ def benchmark_file(path: Path, target: str, threads: int | None, budget_items: l
             raise EdgekitError(f"a {key} budget needs test data, and a single model file has none",
                                "benchmark the run directory instead (edgekit benchmark RUN_DIR)")
     remote = parse_device(device) if device else None
-    graph = _graph(path)
+    graph, precision = _graph(path)
     if remote:
         from edgekit.device.measure import check_reachable
 
@@ -74,7 +81,7 @@ def benchmark_file(path: Path, target: str, threads: int | None, budget_items: l
     host_threads = counts.host
     measured = measure_on_device(Device("local"), path, host_threads, runs=runs)
     artifact: dict[str, Any] = {
-        "name": path.name, "format": fmt, "precision": graph["precision"], "status": "ok", "runtime": runtime,
+        "name": path.name, "format": fmt, "precision": precision, "status": "ok", "runtime": runtime,
         "path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path), "accuracy": None, "agreement": None,
         "latency_ms": {"p50": measured["p50"], "p90": measured["p90"], "threads": host_threads, "runs": runs},
         "graph": graph}
@@ -82,7 +89,7 @@ def benchmark_file(path: Path, target: str, threads: int | None, budget_items: l
         from edgekit.bench.size_breakdown import tflite_bytes
 
         artifact["size_breakdown"] = tflite_bytes(path)
-    else:
+    elif fmt == "onnx":
         artifact["host_op_ms"] = _onnx_profile(path, host_threads)
     measurements = {"schema": REPORT_SCHEMA, "edgekit_version": __version__,
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

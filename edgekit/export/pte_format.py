@@ -66,3 +66,39 @@ def read_recipe(path: Path) -> dict[str, Any] | None:
         return None
     (text,) = program.load_method(RECIPE_METHOD).execute([])
     return json.loads(text)
+
+
+def precision(path: Path) -> str:
+    """``int8`` when the program computes on quantized tensors, else ``fp32``: read from the file alone.
+
+    The XNNPACK graphs inside a .pte are flatbuffers of their own (executorch's ``schema.fbs``); the ``flatc``
+    ExecuTorch ships turns each into JSON, and a quantized tensor value in any of them makes the file INT8. A
+    program with no XNNPACK delegate is INT8 when it calls quantize ops. Nothing in the file is executed.
+    """
+    import subprocess
+    import tempfile
+
+    import executorch
+    from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import XNNHeader
+    from executorch.exir._serialize._program import _extract_delegate_payload, deserialize_pte_binary
+
+    data = Path(path).read_bytes()
+    program = deserialize_pte_binary(data)
+    program = getattr(program, "program", program)
+    if any("quantize" in op.name for op in program.execution_plan[0].operators):
+        return "int8"
+    package = Path(list(executorch.__path__)[0])
+    flatc, schema = package / "data" / "bin" / "flatc", package / "backends" / "xnnpack" / "serialization" / "schema.fbs"
+    index = 0
+    while (payload := _extract_delegate_payload(data, "xnnpack", index)) is not None:
+        header = XNNHeader.from_bytes(payload[:XNNHeader.EXPECTED_LENGTH])
+        graph = payload[header.flatbuffer_offset:header.flatbuffer_offset + header.flatbuffer_size]
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "graph.bin").write_bytes(graph)
+            subprocess.run([str(flatc), "--json", "--strict-json", "--raw-binary", "-o", folder, str(schema), "--",
+                            str(Path(folder) / "graph.bin")], check=True, capture_output=True, timeout=60)
+            values = json.loads((Path(folder) / "graph.json").read_text(encoding="utf-8")).get("xvalues", [])
+        if any(v.get("xvalue_union_type") == "XNNQuantizedTensorValue" for v in values):
+            return "int8"
+        index += 1
+    return "fp32"
