@@ -167,6 +167,27 @@ def test_predict_on_a_classification_run(e2e_run: Path, tmp_path: Path) -> None:
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
 
 
+@pytest.mark.parametrize("task", ["classify", "detect"])
+def test_predict_with_a_labels_file_that_does_not_match_the_model(task: str, e2e_run: Path, detect_run: Path,
+                                                                  tmp_path: Path) -> None:
+    """A labels.txt edited to the wrong count: one line naming both counts, exit 2, nothing printed as a result."""
+    import shutil
+
+    from conftest import write_png
+
+    source = (e2e_run / "run" if task == "classify" else detect_run / "run") / "artifacts"
+    artifacts = Path(shutil.copytree(source, tmp_path / "artifacts"))
+    names = (artifacts / "labels.txt").read_text(encoding="utf-8").splitlines()
+    (artifacts / "labels.txt").write_text("".join(f"{n}\n" for n in names[:-1]), encoding="utf-8")
+    write_png(tmp_path / "x.png", 3, size=40)
+    for name in ("model_int8.tflite", "model_fp32.onnx"):
+        result = run_cli(["predict", str(artifacts / name), str(tmp_path / "x.png")], cwd=tmp_path)
+        assert result.returncode == 2 and result.stdout == "", result.stderr
+        [line] = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        assert line.startswith("error: ") and "Traceback" not in result.stderr
+        assert f"{len(names) - 1} class names" in line and f"scores {len(names)} classes" in line and "labels.txt" in line
+
+
 def test_torchvision_fcos_teacher_from_a_weights_file(detect_run: Path, tmp_path: Path) -> None:
     """A torchvision FCOS state dict teaches the TinyDetector: teacher and distill stages run, and the
     distillation terms (score, box, feature imitation through 1x1 adapters to FCOS's 256 channels) are logged."""

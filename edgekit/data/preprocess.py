@@ -39,7 +39,8 @@ class PreprocessSpec:
 
     def normalize(self, images_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 NHWC -> float32 NCHW, scaled and standardised."""
-        x = torch.as_tensor(np.asarray(images_u8)).float() * self.scale
+        # converted to float by numpy: a decoded image's array is read-only, and torch warns about wrapping one
+        x = torch.from_numpy(np.asarray(images_u8, dtype=np.float32)) * self.scale
         x = (x - torch.tensor(self.mean)) / torch.tensor(self.std)
         return x.permute(0, 3, 1, 2).contiguous()
 

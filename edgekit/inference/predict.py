@@ -57,7 +57,14 @@ def predict(model: Path, images: list[Path], score: float | None = None, iou: fl
     task = get_task(recipe.task)
     runner = _open(lambda: open_runner(path, recipe.entry, 1), path)
     options = {"score": score, "iou": iou, "top": top, "detection": recipe.detection}
-    results = [{"image": str(p), **task.app_result(runner.outputs(_input(recipe, im)), recipe.classes,
-                                                   (im.width, im.height), recipe.spec.size, options)}
-               for p, im in decoded]
+    results = []
+    for p, im in decoded:
+        outputs = runner.outputs(_input(recipe, im))
+        scored = task.class_count(outputs)
+        if scored != len(recipe.classes):
+            raise EdgekitError(f"{len(recipe.classes)} class names were found for {path.name} (labels.txt beside it, "
+                               f"or its own metadata) and the model scores {scored} classes",
+                               f"put back the labels.txt `edgekit export` wrote: one class name a line, {scored} lines")
+        results.append({"image": str(p), **task.app_result(outputs, recipe.classes, (im.width, im.height),
+                                                           recipe.spec.size, options)})
     return path, recipe, results

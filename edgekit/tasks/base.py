@@ -185,6 +185,10 @@ class Task(ABC):
         """What ``edgekit predict`` reports for one image from one file's outputs (batch of one), decoded the
         way an app would: top classes, or boxes in the original image's pixels."""
 
+    @abstractmethod
+    def class_count(self, outputs: Outputs) -> int:
+        """How many classes one file's outputs score (checked against the class names an app is given)."""
+
     def report_fields(self) -> dict[str, Any]:
         """What measurements.json and report.json say about the task beyond the shared fields."""
         return {}

@@ -250,6 +250,9 @@ class ClassificationTask(Task):
     def document_extra(self, classes: list[str]) -> dict[str, Any]:
         return {"output": "logits"}
 
+    def class_count(self, outputs: Outputs) -> int:
+        return int(outputs["logits"].shape[-1])
+
     def app_result(self, outputs: Outputs, classes: list[str], image_size: tuple[int, int],
                    input_size: tuple[int, int], options: dict[str, Any]) -> dict[str, Any]:
         """Softmax scores of the ``top`` classes."""

@@ -260,6 +260,9 @@ class DetectionTask(Task):
             "scores": f"sigmoid, one column per class ({len(classes)})",
             "score_threshold": DEFAULT_SCORE, "iou_threshold": DEFAULT_IOU, "nms": "class-wise, greedy"}}
 
+    def class_count(self, outputs: Outputs) -> int:
+        return int(outputs["scores"].shape[1])  # [1, C, A]
+
     def app_result(self, outputs: Outputs, classes: list[str], image_size: tuple[int, int],
                    input_size: tuple[int, int], options: dict[str, Any]) -> dict[str, Any]:
         """Detections with boxes in the original image's pixels: the model sees the image stretched to its square
