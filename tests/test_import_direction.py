@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"quantize", "export"},
     {"estimate"},
-    {"bench"},                    # measurements, budgets, reports
+    {"bench", "choose"},          # measurements, budgets, reports; the student choice from estimates
     {"distill"},
     {"detect"},                   # detection building blocks
     {"config"},

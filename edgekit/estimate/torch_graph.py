@@ -51,11 +51,56 @@ def torch_ops(model: torch.nn.Module, example: torch.Tensor, precision: str = "i
 
     Unknown operators are counted as elementwise (one MAC an output element), as the file walkers count them.
     """
-    size = 1 if precision == "int8" else 4
-    model = model.eval()
+    return program_ops(export_program(model, example), precision)
+
+
+def export_program(model: torch.nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     with torch.no_grad():
-        program = torch.export.export(model, (example,))
+        return torch.export.export(model.eval(), (example,))
+
+
+def _lifted_values(program: torch.export.ExportedProgram, x: torch.Tensor) -> list[Any]:
+    """The graph module's flat inputs: parameters, buffers and constants where the signature lifted them, and x."""
+    from torch.export.graph_signature import InputKind
+
+    values = []
+    for spec in program.graph_signature.input_specs:
+        if spec.kind == InputKind.USER_INPUT:
+            values.append(x)
+        else:
+            values.append(program.state_dict[spec.target] if spec.target in program.state_dict
+                          else program.constants[spec.target])
+    return values
+
+
+class _ShapeRecorder(torch.fx.Interpreter):
+    """Runs the traced graph on another input size and keeps every node's output shape."""
+
+    def __init__(self, module: torch.fx.GraphModule) -> None:
+        super().__init__(module)
+        self.shapes: dict[str, list[int]] = {}
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        result = super().run_node(n)
+        first = result[0] if isinstance(result, (tuple, list)) and result else result
+        self.shapes[n.name] = _shape(first)
+        return result
+
+
+def program_ops(program: torch.export.ExportedProgram, precision: str = "int8",
+                example: torch.Tensor | None = None) -> list[OpCost]:
+    """The operator list of a traced network, at the traced input size or at ``example``'s (one trace serves every
+    input size of a candidate: running the graph again costs a fraction of tracing it)."""
+    size = 1 if precision == "int8" else 4
     graph, signature = program.graph, program.graph_signature
+    if example is None:
+        shapes = {n.name: _shape(n.meta["val"][0] if isinstance(n.meta.get("val"), (tuple, list)) else n.meta.get("val"))
+                  for n in graph.nodes if "val" in n.meta}
+    else:
+        recorder = _ShapeRecorder(program.graph_module)
+        with torch.no_grad():
+            recorder.run(*_lifted_values(program, example))
+        shapes = recorder.shapes
     # torch.export lifts parameters and buffers to inputs: those are weights, the other inputs activations
     lifted = set(signature.inputs_to_parameters) | set(signature.inputs_to_buffers)
     ops: list[OpCost] = []
@@ -63,15 +108,12 @@ def torch_ops(model: torch.nn.Module, example: torch.Tensor, precision: str = "i
         if node.op != "call_function":
             continue
         name = _name(node)
-        out = node.meta.get("val")
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        out_shape = _shape(out)
+        out_shape = shapes.get(node.name, [])
         if name in FREE or name in FOLDED or not out_shape:
             continue
         inputs = [a for a in node.args if isinstance(a, torch.fx.Node)]
-        act_in = [_shape(a.meta["val"]) for a in inputs if a.name not in lifted and "val" in a.meta]
-        params = [_shape(a.meta["val"]) for a in inputs if a.name in lifted and "val" in a.meta]
+        act_in = [shapes[a.name] for a in inputs if a.name not in lifted and a.name in shapes]
+        params = [shapes[a.name] for a in inputs if a.name in lifted and a.name in shapes]
         out_elems = _elems(out_shape)
         if name in CONVOLUTIONS:
             w = params[0] if params else [1, 1, 1, 1]
