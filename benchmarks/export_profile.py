@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 # (label, substring of "file:line(function)") — cumulative seconds of the first match, in profile order.
 PHASES = (
-    ("export stage, whole", "stages/export.py:54(body)"),
+    ("export stage, whole", "stages/export.py"),
     ("rebuild + convert the INT8 graph (not in compress: kept from quantize)", "quantize/pt2e.py"),
     ("ONNX files, both (torch.onnx.export)", "export/onnx_format.py"),
     ("  of which torch.export + decompositions", "onnx/_internal/exporter/_core.py:1038(_prepare_exported_program_for_export)"),
