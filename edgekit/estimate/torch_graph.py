@@ -122,12 +122,14 @@ def program_ops(program: torch.export.ExportedProgram, precision: str = "int8",
             macs = out_elems * _elems(w[1:])
             cout = w[0]
             weight_bytes = _elems(w) * size + cout * 4  # int32 (or float) bias: BatchNorm folding always makes one
-            stride, padding = (list(node.args[3:5]) + [[1, 1], [0, 0]])[:2] if name == "conv2d" else ([1, 1], [0, 0])
+            # aten.conv2d(input, weight, bias, stride, padding, dilation, groups): trailing defaults may be left out
+            stride = list(node.args[3]) if name == "conv2d" and len(node.args) > 3 else [1]
+            padding = list(node.args[4]) if name == "conv2d" and len(node.args) > 4 else [0]
             if act_in and max(stride) > 1 and max(padding) > 0:
                 # TFLite's SAME padding is not PyTorch's symmetric one at stride 2: the converter writes a PAD and
                 # the convolution reads the padded map
                 n, c, h, w_ = act_in[0]
-                act_in[0] = [n, c, h + 2 * padding[0], w_ + 2 * padding[1]]
+                act_in[0] = [n, c, h + 2 * padding[0], w_ + 2 * padding[-1]]
         elif name in LINEAR:
             w = params[0] if params else [out_shape[-1], act_in[0][-1] if act_in else 1]
             kind, macs = FULLY_CONNECTED, out_elems * w[-1]
