@@ -12,7 +12,7 @@ Task = Annotated[Optional[str], typer.Option(help="classify (default) or detect.
 Images = Annotated[Optional[Path], typer.Option(help="Detection with a COCO instances.json: the image folder.")]
 TeacherFile = Annotated[Optional[list[Path]], typer.Option("--teacher", help="Teacher weights: .safetensors, state_dict .pt/.pth, ExportedProgram .pt2, or .onnx; repeat for --method ensemble. Default: train one.")]
 TeacherArch = Annotated[Optional[str], typer.Option(help="torchvision architecture of the teacher (default resnet18).")]
-Student = Annotated[Optional[str], typer.Option(help="mobilenet_v2 (default) or mobilenet_v3_small.")]
+Student = Annotated[Optional[str], typer.Option(help="mobilenet_v2 (default), mobilenet_v3_small or mobilenet_v3_large.")]
 Width = Annotated[Optional[float], typer.Option(help="Student width multiplier (default 0.35).")]
 Size = Annotated[Optional[int], typer.Option(help="Square input size in pixels (default 32).")]
 Temperature = Annotated[Optional[float], typer.Option(help="Distillation temperature T (default 4).")]

@@ -57,7 +57,7 @@ class Settings:
     teacher_epochs: int = 8
     teacher_lr: float = 0.05
     # distill
-    student: str = "mobilenet_v2"  # or mobilenet_v3_small
+    student: str = "mobilenet_v2"  # or mobilenet_v3_small, mobilenet_v3_large
     width: float = 0.35
     temperature: float = 4.0
     alpha: float | None = None  # weight of the teacher terms; 1 - alpha weighs cross-entropy; None: METHOD_ALPHA

@@ -17,7 +17,8 @@ TASKS = {"classify": "edgekit.tasks.classify:ClassificationTask",
 
 # Models. Classification teachers: any torchvision classification builder (--teacher-arch), or the user's file.
 STUDENTS = {"mobilenet_v2": "torchvision.models:mobilenet_v2",
-            "mobilenet_v3_small": "torchvision.models:mobilenet_v3_small"}
+            "mobilenet_v3_small": "torchvision.models:mobilenet_v3_small",
+            "mobilenet_v3_large": "torchvision.models:mobilenet_v3_large"}
 DETECTION_MODELS = {"tiny_detector": "edgekit.detect.tiny_detector:TinyDetector",
                     "fcos_resnet50_fpn": "edgekit.detect.torchvision_teacher:FCOSTeacher"}  # the FCOS: a teacher only
 
