@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit import __version__
+from edgekit import __version__, registry
 from edgekit.bench.budgets import merge_budgets
 from edgekit.bench.final_report import REPORT_SCHEMA, assemble, write_reports
 from edgekit.estimate.target_profiles import load_target
@@ -24,7 +24,7 @@ from edgekit.device.measure import measure_on_device
 from edgekit.errors import EdgekitError
 from edgekit.pipeline.fingerprint import file_sha256
 
-FORMATS = {".tflite": ("tflite", "ai-edge-litert"), ".onnx": ("onnx", "onnxruntime"), ".pte": ("pte", "executorch")}
+FORMATS = {spec["suffix"]: (fmt, spec["runtime"]) for fmt, spec in registry.FORMATS.items()}  # suffix -> (format, runtime)
 
 
 def check_model_file(path: Path) -> None:

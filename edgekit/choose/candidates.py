@@ -2,7 +2,8 @@
 
 The default set is MobileNetV2 at four widths and MobileNetV3-Small/-Large at two, each at the input sizes that
 make sense for the data: for small images (32 px digits or CIFAR-10) their own size and two and three times it
-(upsampled: a MobileNet's stride 32 leaves a 32 px image a single final cell), else the standard steps 96-224 px. A config file's ``[[candidates]]`` tables replace the set (``arch``, ``widths``, ``sizes``).
+(upsampled: a MobileNet's stride 32 leaves a 32 px image a single final cell), else the standard steps 96-224 px. A config file's ``[[candidates]]`` tables replace the set (``arch``,
+``widths``, ``sizes``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def candidates_from_config(tables: list[dict[str, Any]], native: int, known: Ite
 
 
 def classifier_builder(num_classes: int) -> Callable[[Candidate], torch.nn.Module]:
-    """An untrained torchvision classifier for a candidate (its cost needs shapes, not weights)."""
-    from torchvision.models import get_model
+    """An untrained student for a candidate, built as the distill stage builds it (its cost needs shapes, not
+    weights)."""
+    from edgekit.models.builders import build_model, student_spec
 
-    return lambda c: get_model(c.arch, weights=None, num_classes=num_classes, width_mult=c.width)
+    return lambda c: build_model(student_spec(c.arch, c.width, num_classes))

@@ -18,6 +18,7 @@ from edgekit.estimate.op_costs import OpCost, summarize
 from edgekit.estimate.target_estimate import calibrate, estimate
 from edgekit.estimate.torch_graph import export_program, program_ops
 from edgekit.errors import EdgekitError
+from edgekit.models.checkpoint import count_parameters
 
 # An INT8 TFLite file beyond its weights and int32 biases: a per-channel scale (float32) and zero point (int64) for
 # each output channel's weights and again for its bias (24 B a channel), and the graph and metadata. Fitted on the
@@ -52,7 +53,7 @@ def candidate_costs(candidates: list[Candidate], build: Callable[[Candidate], to
     rows: dict[Candidate, dict[str, Any]] = {}
     for members in families.values():
         model = build(members[0]).eval()
-        params, channels = sum(p.numel() for p in model.parameters()), output_channels(model)
+        params, channels = count_parameters(model), output_channels(model)
         smallest = min(c.size for c in members)
         program = export_program(model, torch.zeros(1, 3, smallest, smallest))
         for c in members:

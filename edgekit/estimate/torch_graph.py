@@ -4,7 +4,7 @@ The target-driven student choice estimates every candidate's INT8 latency from t
 tflite_graph.py later reads from the candidate's own INT8 .tflite, so the walk follows the converter: BatchNorm
 and ReLU/ReLU6 fold into the convolution before them, reshapes and dropout cost nothing, residual adds,
 hard-swish, sigmoid and multiplications run as elementwise operators, pooling and means as pools. Shapes come
-from ``torch.export`` (no data runs through the network, so any weights do).
+from ``torch.export``, or for another input size from running the traced graph once; any weights do.
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ FOLDED = {"relu", "relu_", "relu6", "hardtanh", "hardtanh_", "batch_norm", "_nat
 FREE = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "dropout", "dropout_", "clone", "contiguous",
         "alias", "detach", "_assert_tensor_metadata", "t", "expand", "size", "sym_size", "getitem", "to",
         "_to_copy", "identity", "feature_dropout", "native_dropout"}
-ELEMENTWISE_OPS = {"add", "add_", "mul", "mul_", "sub", "div", "hardswish", "hardswish_", "hardsigmoid",
-                   "hardsigmoid_", "sigmoid", "sigmoid_", "silu", "silu_", "tanh", "gelu", "leaky_relu", "exp"}
+# everything else (add, mul, hard-swish, sigmoid, ...) is an elementwise operator
 
 
 def _name(node: torch.fx.Node) -> str:
