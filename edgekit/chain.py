@@ -11,7 +11,7 @@ from edgekit.bench.budgets import merge_budgets
 from edgekit.estimate.target_profiles import load_target
 from edgekit.config import Settings
 from edgekit.errors import EdgekitError
-from edgekit.models.user_weights import check_teacher_file
+from edgekit.models.user_weights import check_teacher_file, check_weights_file
 from edgekit.tasks import get_task
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ def quick_checks(settings: Settings, out: Path, stages: list[str]) -> None:
     get_task(settings.task).quick_check(settings, stages)
     if "teacher" in stages and settings.teacher is not None:
         check_teacher_file(Path(settings.teacher))
+    if "distill" in stages and settings.student_weights is not None:
+        check_weights_file(Path(settings.student_weights), "--student-weights", (".safetensors", ".pt", ".pth"))
 
 
 def preflight(ctx: StageContext, stages: list[str]) -> None:
@@ -77,9 +79,37 @@ def forced_stages(stages: list[str], force: bool, force_stage: str | None) -> se
     return set(ORDER[ORDER.index(force_stage):]) & set(stages) if force_stage else set()
 
 
+def choose_student(ctx: StageContext, stages: list[str], write: bool = True) -> dict[str, Any] | None:
+    """``--student auto``: the student for the target's budgets, set in the run's settings before any stage (the
+    teacher trains at the chosen input size too); a given student is checked against its latency budget."""
+    from edgekit.stages.student_choice import plan_student
+
+    return plan_student(ctx.settings, ctx.out, stages, ctx.task, write)
+
+
+def choice_table(record: dict[str, Any]) -> list[Any]:
+    """What the choice prints (console and --dry-run): its title line, then the candidates as a rich table."""
+    from rich.table import Table
+
+    from edgekit.bench.choice_section import HEADER, choice_rows, choice_title
+
+    table = Table()
+    for column in HEADER:
+        table.add_column(column)
+    for row in choice_rows(record):
+        table.add_row(*row)
+    return [choice_title(record), table]
+
+
 def run_chain(ctx: StageContext, stages: list[str], forced: set[str] | None = None) -> dict[str, dict[str, Any]]:
-    preflight(ctx, stages)
     from edgekit.pipeline.distributed import TRAINING_STAGES, world
+
+    record = choose_student(ctx, stages)
+    if record and world().main:
+        title, table = choice_table(record)
+        ctx.console.print(title, markup=False, highlight=False)
+        ctx.console.print(table)
+    preflight(ctx, stages)
 
     functions = stage_functions()
     records = {}
@@ -93,3 +123,46 @@ def run_chain(ctx: StageContext, stages: list[str], forced: set[str] | None = No
 
         records["report"] = report(ctx)
     return records
+
+
+def dry_run(ctx: StageContext, stages: list[str], forced: set[str]) -> list[str]:
+    """``--dry-run``: the plan, as ``make -n`` prints it: the student (and the candidates table when one is
+    chosen), the teacher, and which stages would run and why. Nothing is trained or written."""
+    record = choose_student(ctx, stages, write=False)
+    preflight(ctx, stages)
+    s = ctx.settings
+    lines: list[str] = []
+    how = f"chosen for {record['params']['target']}" if record and record["params"]["mode"] == "auto" else \
+        "given; its estimate fits the latency budget" if record else "given"
+    arch = s.student if ctx.task.name == "classify" else "TinyDetector"
+    lines.append(f"student: {arch} x{s.width:g} at {s.size} px ({how})")
+    if s.teacher:
+        lines.append(f"teacher: your file {s.teacher}" + (f" and {len(s.extra_teachers)} more" if s.extra_teachers else ""))
+    else:
+        start = f", starting from torchvision {s.pretrained} weights" if s.pretrained else ""
+        lines.append(f"teacher: train {ctx.task.trained_teacher(s)} at {s.size} px for {s.teacher_epochs} epochs{start}")
+    for name in stages:
+        lines.append(f"{name}: {_would(ctx, name, forced)}")
+    lines.append("dry run: nothing was trained or written")
+    return [*(choice_table(record) if record else []), *lines]
+
+
+def _would(ctx: StageContext, name: str, forced: set[str]) -> str:
+    """Whether a stage would run, from its record and its settings (its inputs are checked when it runs)."""
+    import json
+
+    from edgekit.pipeline.runner import STAGE_FILE, stage_dir
+    from edgekit.stages.settings import for_stage
+
+    if name in forced:
+        return "would run from scratch (--force)"
+    try:
+        record = json.loads((stage_dir(ctx.out, name) / STAGE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "would run (not run yet)"
+    if record.get("status") != "complete":
+        return "would run (the last run did not complete)"
+    params = for_stage(ctx.settings, name).fingerprint()
+    changed = [k for k in params if record.get("params", {}).get(k) != params[k]]
+    return f"would rerun (changed: {', '.join(changed)})" if changed else \
+        "up to date unless its code or inputs changed (then it reruns)"

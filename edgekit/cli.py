@@ -19,7 +19,7 @@ from rich.table import Table
 from edgekit.cli_options import (
     Data, Task, Images, TeacherFile, TeacherArch, Student, Width, Size, Temperature, Alpha, Epochs, QuantMethod,
     Method, Io, Nproc, TrainDevice, SoftLabels, Target, Threads, Budget, DeviceOpt, Seed, Out, Config, Force,
-    ForceStage, Debug, SkipBad)
+    ForceStage, Debug, SkipBad, LatencyMargin, Pretrained, StudentWeights, DryRun)
 from edgekit.config import Settings, build_settings, load_config_file
 from edgekit.errors import EdgekitError, is_disk_full
 
@@ -29,36 +29,39 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError  # noqa: E402
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Distil, quantize, export and benchmark a PyTorch classifier or detector for an edge device.")
 OUT = Console() if sys.stdout.isatty() else Console(width=140)  # logs and CI: no squeezed tables
-ERR = Console(stderr=True, soft_wrap=True)
+ERR = Console(stderr=True, soft_wrap=True) if sys.stderr.isatty() else Console(stderr=True, soft_wrap=True, width=160)
 DEBUG = {"on": False}
 
 
 
 def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads the signature
     def command(data: Data = None, task: Task = None, images: Images = None, teacher: TeacherFile = None, teacher_arch: TeacherArch = None,
-                student: Student = None, width: Width = None, size: Size = None, temperature: Temperature = None,
+                student: Student = None, width: Width = None, size: Size = None, latency_margin: LatencyMargin = None,
+                pretrained: Pretrained = None, student_weights: StudentWeights = None, temperature: Temperature = None,
                 alpha: Alpha = None, epochs: Epochs = None, method: Method = None, quant_method: QuantMethod = None, io: Io = None,
                 soft_label_cache: SoftLabels = None, nproc: Nproc = None, train_device: TrainDevice = None, target: Target = None,
                 threads: Threads = None, budget: Budget = None, device: DeviceOpt = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
                 force: Force = False, force_stage: ForceStage = None, skip_bad_images: SkipBad = False,
-                debug: Debug = False) -> None:
+                dry_run: DryRun = False, debug: Debug = False) -> None:
         DEBUG["on"] = debug
         flags = {"data": str(data) if data else None, "task": task, "images": str(images) if images else None,
                  "teacher": str(teacher[0]) if teacher else None,
                  "extra_teachers": [str(t) for t in teacher[1:]] if teacher and len(teacher) > 1 else None,
                  "method": method, "soft_label_cache": soft_label_cache, "nproc": nproc, "train_device": train_device,
                  "teacher_arch": teacher_arch, "student": student, "width": width, "size": size,
+                 "latency_margin": latency_margin, "pretrained": pretrained,
+                 "student_weights": str(student_weights) if student_weights else None,
                  "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method, "io": io,
                  "target": target, "threads": threads, "budget": budget or None, "device": device, "seed": seed,
                  "skip_bad_images": skip_bad_images or None}
-        _run(stages, flags, out, config, force, force_stage=force_stage)
+        _run(stages, flags, out, config, force, force_stage=force_stage, dry_run=dry_run)
 
     command.__doc__ = doc
     return command
 
 
 def _run(stages: list[str], flags: dict, out: Path, config: Path | None, force: bool,
-         recorded: dict | None = None, force_stage: str | None = None) -> None:
+         recorded: dict | None = None, force_stage: str | None = None, dry_run: bool = False) -> None:
     # Settings and the checks that need no torch come first: a typo answers in well under a second.
     file_values = {**(recorded or {}), **(load_config_file(config) if config else {})}
     settings = build_settings(file_values, flags)
@@ -66,6 +69,13 @@ def _run(stages: list[str], flags: dict, out: Path, config: Path | None, force: 
 
     forced = forced_stages(stages, force, force_stage)
     quick_checks(settings, out, stages)
+    if dry_run:
+        from edgekit.chain import dry_run as plan
+        from edgekit.stages.context import StageContext
+
+        for line in plan(StageContext(settings=settings, out=out, console=ERR), stages, forced):
+            OUT.print(line, markup=False, highlight=False, soft_wrap=True) if isinstance(line, str) else OUT.print(line)
+        return
     from edgekit.pipeline.distributed import launched_as_one_of_several, process_group
 
     if settings.nproc > 1 and not launched_as_one_of_several():
@@ -155,6 +165,11 @@ def _print_table(report: dict, out: Path) -> None:
     deploy = report.get("deploy") or {}
     OUT.print(f"deploy: {deploy['name']} — {deploy['why']}" if deploy.get("name") else f"deploy: {deploy.get('why')}",
               markup=False, highlight=False, soft_wrap=True)  # one line, however long the reasons
+    check = (report.get("student_choice") or {}).get("after_training")
+    if check:
+        from edgekit.bench.choice_section import after_training_line
+
+        OUT.print(after_training_line(check), markup=False, highlight=False, soft_wrap=True)
     if "teacher" in report:
         OUT.print(f"teacher {metric_name(report) if 'metric' in report else 'accuracy'} {metric_cell(report, report['teacher']['accuracy'])}", markup=False)
     OUT.print(f"reports in {out}/report.{{json,md,html}}", markup=False, highlight=False)

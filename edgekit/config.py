@@ -57,8 +57,17 @@ class Settings:
     teacher_epochs: int = 8
     teacher_lr: float = 0.05
     # distill
-    student: str = "mobilenet_v2"  # or mobilenet_v3_small, mobilenet_v3_large
+    student: str = "mobilenet_v2"  # or mobilenet_v3_small, mobilenet_v3_large; auto: chosen for the target (choose/)
     width: float = 0.35
+    # --student auto (the default under a latency_ms budget): how much of the estimate's band the choice charges
+    # (1: the estimate's upper end must fit the budget; 0: the estimate itself), and the candidates it chooses
+    # from: ``[[candidates]]`` tables (arch, widths, sizes) replace the default set (choose/candidates.py)
+    latency_margin: float = 1.0
+    candidates: list[dict] = field(default_factory=list)
+    # torchvision's weights API: DEFAULT (each network's best published weights) or a weights name such as
+    # IMAGENET1K_V1, for the teacher the chain trains and for the student (models/pretrained.py)
+    pretrained: str | None = None
+    student_weights: str | None = None  # .safetensors or weights-only state dict that initialises the student
     temperature: float = 4.0
     alpha: float | None = None  # weight of the teacher terms; 1 - alpha weighs cross-entropy; None: METHOD_ALPHA
     method: str = "kd"  # distill/methods.py: kd, dkd, fitnet, at, rkd, ensemble, progressive, self; "+" combines
@@ -111,10 +120,12 @@ class Settings:
         self.teacher_epochs = self.distill_epochs = self.qat_epochs = epochs
 
 
+AUTO = "auto"  # --student auto: the student is chosen for the target's budgets before training
+
 # Keys the config file accepts besides Settings fields.
 EXTRA_KEYS = ("epochs",)
 _HINTS: dict[str, Any] = {**get_type_hints(Settings), "epochs": int}
-METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "io": ("auto", "uint8", "int8"), "weight_range": ("auto", "full", "reduced"), "student": tuple(STUDENTS),
+METHOD_CHOICES = {"quant_method": ("qat", "ptq"), "io": ("auto", "uint8", "int8"), "weight_range": ("auto", "full", "reduced"), "student": (*STUDENTS, AUTO),
                   "task": tuple(TASKS)}
 
 
@@ -149,7 +160,8 @@ def _type_name(hint: Any) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     args = [a for a in get_args(hint) if a is not type(None)] or [hint]
     if get_origin(args[0]) is list:
-        return "a list of strings" if get_args(args[0])[0] is str else "a list of numbers"
+        item = get_args(args[0])[0]
+        return {str: "a list of strings", dict: "a list of tables ([[name]] in TOML)"}.get(item, "a list of numbers")
     return names.get(args[0], str(args[0]))
 
 
@@ -221,7 +233,46 @@ def build_settings(file_values: dict[str, Any], flag_values: dict[str, Any]) -> 
             setattr(settings, key, value)
     settings.resolve_defaults()
     validate(settings)
+    given = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
+    _choose_student_when_budgeted(settings, given)
     return settings
+
+
+def latency_budget(settings: Settings) -> float | None:
+    """The run's latency_ms budget from the target's [budgets], the config and --budget (None: no such budget,
+    or a target that does not load: the benchmark's own check names it)."""
+    return run_budgets(settings).get("latency_ms")
+
+
+def run_budgets(settings: Settings) -> dict[str, float]:
+    from edgekit.bench.budgets import merge_budgets
+    from edgekit.estimate.target_profiles import load_target
+
+    try:
+        profile = load_target(settings.target)
+    except EdgekitError:
+        return {}
+    return merge_budgets(profile, settings.budget)
+
+
+def _choose_student_when_budgeted(settings: Settings, given: dict[str, Any]) -> None:
+    """``--student auto`` is the default whenever a latency_ms budget is set (flag, config or target) and no
+    student, width or size is given; with an explicit ``--student auto``, a given width or size narrows the
+    candidates to it. Detection chooses TinyDetector's width at the run's input size."""
+    pinned = [k for k in ("student", "width", "size", "student_weights") if k in given]
+    if settings.student == AUTO and settings.student_weights:
+        raise EdgekitError("--student-weights fits one architecture, and --student auto may choose another",
+                           "give --student, --width and --size with --student-weights")
+    if settings.student != AUTO and (pinned or latency_budget(settings) is None):
+        return
+    if settings.student == AUTO and not settings.candidates and {"width", "size"} & set(given):
+        from edgekit.registry import DETECTOR_CANDIDATES, STUDENT_CANDIDATES
+
+        families = DETECTOR_CANDIDATES if settings.task == "detect" else STUDENT_CANDIDATES
+        settings.candidates = [{"arch": arch, "widths": [settings.width] if "width" in given else list(widths),
+                                **({"sizes": [settings.size]} if "size" in given else {})}
+                               for arch, widths in families]
+    settings.student = AUTO
 
 
 def validate(s: Settings) -> None:
@@ -255,6 +306,16 @@ def validate(s: Settings) -> None:
     for key in ("teacher_lr", "distill_lr", "qat_lr"):
         if not (math.isfinite(getattr(s, key)) and getattr(s, key) > 0):
             raise EdgekitError(f"{key} must be a positive number, got {getattr(s, key)}", f"set {key} to e.g. 0.05")
+    if not (math.isfinite(s.latency_margin) and s.latency_margin >= 0):
+        raise EdgekitError(f"--latency-margin must be a number >= 0, got {s.latency_margin}",
+                           "pass 1 to charge the estimate's whole band (default), 0 for none")
+    if s.candidates:
+        from edgekit.choose.candidates import candidates_from_config
+
+        # an unknown student or a bad width is named before any work
+        candidates_from_config(s.candidates, 32, ("tiny_detector",) if s.task == "detect" else STUDENTS)
+    if s.pretrained is not None and not s.pretrained.strip():
+        raise EdgekitError("--pretrained is empty", "pass DEFAULT or a torchvision weights name such as IMAGENET1K_V1")
     if s.calibration_batches < 1:
         raise EdgekitError(f"calibration_batches must be at least 1, got {s.calibration_batches}",
                            "set calibration_batches to 1 or more")

@@ -19,6 +19,14 @@ TASKS = {"classify": "edgekit.tasks.classify:ClassificationTask",
 STUDENTS = {"mobilenet_v2": "torchvision.models:mobilenet_v2",
             "mobilenet_v3_small": "torchvision.models:mobilenet_v3_small",
             "mobilenet_v3_large": "torchvision.models:mobilenet_v3_large"}
+# The students --student auto chooses from (choose/candidates.py): architecture and widths, each at the input sizes
+# that suit the data; a config file's [[candidates]] tables replace the set.
+STUDENT_CANDIDATES: tuple[tuple[str, tuple[float, ...]], ...] = (
+    ("mobilenet_v2", (0.35, 0.5, 0.75, 1.0)),
+    ("mobilenet_v3_small", (0.75, 1.0)),
+    ("mobilenet_v3_large", (0.75, 1.0)),
+)
+DETECTOR_CANDIDATES: tuple[tuple[str, tuple[float, ...]], ...] = (("tiny_detector", (0.35, 0.5, 0.75, 1.0)),)
 DETECTION_MODELS = {"tiny_detector": "edgekit.detect.tiny_detector:TinyDetector",
                     "fcos_resnet50_fpn": "edgekit.detect.torchvision_teacher:FCOSTeacher"}  # the FCOS: a teacher only
 

@@ -177,6 +177,23 @@ def _flags(*flags: str) -> Callable[[Path], list[str]]:
     return lambda _w: list(flags)
 
 
+def _config(text: str, *flags: str) -> Callable[[Path], list[str]]:
+    def build(w: Path) -> list[str]:
+        (w / "edgekit.toml").write_text(text, encoding="utf-8")
+        return ["--config", str(w / "edgekit.toml"), *flags]
+
+    return build
+
+
+def _student_weights_of_another_width(w: Path) -> list[str]:
+    """A MobileNetV2 x1.0 state dict given to the default x0.35 student."""
+    from safetensors.torch import save_file
+    from torchvision.models import mobilenet_v2
+
+    save_file(mobilenet_v2(width_mult=1.0, num_classes=10).state_dict(), str(w / "student.safetensors"))
+    return ["--student-weights", str(w / "student.safetensors")]
+
+
 def _profile(text: str) -> Callable[[Path], list[str]]:
     def build(w: Path) -> list[str]:
         (w / "board.toml").write_text(text, encoding="utf-8")
@@ -284,6 +301,20 @@ CASES = [
     Case("seed-huge", _flags("--seed", "100000000000000000"), ("seed",)),
     Case("distill-before-teacher", _flags(), ("no finished 'teacher' stage",), command="distill"),
     Case("student-unknown", _flags("--student", "resnet18"), ("resnet18",)),
+    # the target picks the student (issue 20)
+    Case("student-misses-latency-budget", _flags("--budget", "latency_ms=1", "--student", "mobilenet_v2", "--width", "1.0",
+                                                 "--size", "96"), ("mobilenet_v2 x1 @ 96 px", "latency_ms=1", "--student auto")),
+    Case("no-candidate-fits-budget", _flags("--budget", "latency_ms=0.01"), ("no candidate", "closest", "latency_ms=0.01")),
+    Case("candidates-unknown-student", _config('[[candidates]]\narch = "mobilenet_v9"\nwidths = [1.0]\n',
+                                               "--budget", "latency_ms=5"), ("mobilenet_v9", "mobilenet_v2")),
+    Case("candidates-unknown-key", _config('[[candidates]]\narch = "mobilenet_v2"\nwidth = [1.0]\n'), ("'width'", "widths")),
+    Case("latency-margin-negative", _flags("--latency-margin", "-1"), ("latency-margin",)),
+    Case("student-auto-with-student-weights", _flags("--student", "auto", "--student-weights", "w.safetensors"),
+         ("--student-weights", "--student auto")),
+    Case("student-weights-missing", _flags("--student-weights", "gone.safetensors"), ("gone.safetensors", "does not exist")),
+    Case("student-weights-wrong-shapes", _student_weights_of_another_width, ("student.safetensors", "features.0.0.weight")),
+    Case("pretrained-unknown-name", _flags("--pretrained", "IMAGENET9K"), ("IMAGENET9K", "IMAGENET1K_V1")),
+    Case("pretrained-for-tiny-detector", _flags("--task", "detect", "--pretrained", "DEFAULT"), ("pretrained", "TinyDetector")),
     # targets, budgets, devices and model files (issue 4)
     Case("profile-missing-key", _profile(BOARD.replace("cores = 4\n", "")), ("board.toml", "cpu.cores")),
     Case("profile-bad-toml", _profile(BOARD + "[budgets\n"), ("board.toml", "toml")),

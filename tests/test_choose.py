@@ -73,7 +73,7 @@ def _row(label: str, ms: float, macs: int, size: int = 10**6, band: float = 20.0
 def test_pick_takes_the_most_macs_that_fit_with_the_band() -> None:
     rows = [_row("a", 1.0, 100), _row("b", 4.0, 400), _row("c", 9.0, 900)]
     assert pick_student(rows, 10.0, None)["candidate"] == "b"  # c: 9 ms x 1.2 = 10.8 > 10
-    assert "10.80 ms with its band > 10 ms" in rows[2]["why"] and rows[1]["why"].startswith("chosen")
+    assert "10.80 ms with band > 10 ms" in rows[2]["why"] and rows[1]["why"].startswith("CHOSEN")
     assert pick_student([dict(r) for r in rows], 10.0, None, margin=0.0)["candidate"] == "c"
     assert pick_student([dict(r) for r in rows], None, 0.5) is None  # every file 1 MB > 0.5 MB
     rows = [dict(r) for r in rows]

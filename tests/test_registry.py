@@ -22,7 +22,7 @@ def test_the_chain_reads_the_tables() -> None:
     from edgekit.runtime.runners import LiteRTRunner, OnnxRunner
 
     assert METHOD_CHOICES["task"] == tuple(registry.TASKS)
-    assert METHOD_CHOICES["student"] == tuple(registry.STUDENTS)
+    assert METHOD_CHOICES["student"] == (*registry.STUDENTS, "auto")  # auto: chosen from registry.STUDENT_CANDIDATES
     assert (TERMS, STRATEGIES) == (tuple(registry.METHOD_TERMS), tuple(registry.METHOD_STRATEGIES))
     assert registry.runner_class("a/model.onnx") is OnnxRunner
     assert registry.runner_class("model_int8.tflite") is LiteRTRunner

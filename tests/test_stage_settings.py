@@ -17,9 +17,10 @@ TRAINING = DATA | {"batch_size", "hflip"}
 # The fingerprints the stages had as one flat STAGE_KEYS table, before the dataclasses; export gained the seed,
 # which splits detection data.
 EXPECTED = {
-    "teacher": TRAINING | {"teacher", "teacher_arch", "teacher_epochs", "teacher_lr"},
+    "teacher": TRAINING | {"teacher", "teacher_arch", "teacher_epochs", "teacher_lr", "pretrained"},
     "distill": TRAINING | {"student", "width", "temperature", "alpha", "distill_epochs", "distill_lr", "method",
-                           "teacher_layers", "student_layers", "assistants", "generations"},
+                           "teacher_layers", "student_layers", "assistants", "generations", "pretrained",
+                           "student_weights"},
     "quantize": TRAINING | {"temperature", "alpha", "quant_method", "qat_epochs", "qat_lr", "calibration_batches",
                          "weight_range"},
     "export": DATA | {"io"},

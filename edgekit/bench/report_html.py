@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from edgekit.bench.choice_section import HEADER, after_training_line, choice_rows, choice_title
 from edgekit.bench.report_md import artifact_header, artifact_rows, failed_files, metric_cell, metric_name
 from edgekit.pipeline.atomic import write_text_atomic
 
@@ -142,6 +143,16 @@ def _code(snippets: dict[str, tuple[str, str, str]] | None) -> str:
     return f"<h2>Code to paste</h2><p class='note'>The same as DEPLOY.md beside this page.</p>{blocks}"
 
 
+def _choice(report: dict[str, Any]) -> str:
+    section = report.get("student_choice")
+    if not section:
+        return ""
+    check = section.get("after_training")
+    return (f"<h2>Student choice</h2><p>{html.escape(choice_title(section))}.</p>"
+            + _table(list(HEADER), choice_rows(section))
+            + (f"<p>{html.escape(after_training_line(check))}</p>" if check else ""))
+
+
 def render_html(report: dict[str, Any], snippets: dict[str, tuple[str, str, str]] | None = None) -> str:
     target = report["target"]
     breakdown = svg_breakdown(report)
@@ -168,6 +179,7 @@ def render_html(report: dict[str, Any], snippets: dict[str, tuple[str, str, str]
 <h2>Target estimate</h2>
 {_calibration(report)}
 {models}
+{_choice(report)}
 {stages}
 <h2>Versions</h2><p>{html.escape(', '.join(f'{k} {v}' for k, v in report['versions'].items()))}</p>
 </body></html>

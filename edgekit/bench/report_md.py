@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgekit.bench.choice_section import HEADER, after_training_line, choice_rows, choice_title
 from edgekit.export.guarded import FAILED_TO
 
 ARTIFACT_HEADER = ["File", "Format", "Precision", "Status", "Size", "Accuracy", "Agreement",
@@ -135,6 +136,15 @@ def _noise_line(report: dict[str, Any]) -> list[str]:
     return [line]
 
 
+def _choice_section(report: dict[str, Any]) -> list[str]:
+    section = report.get("student_choice")
+    if not section:
+        return []
+    check = section.get("after_training")
+    return ["## Student choice", choice_title(section) + ".", _table(list(HEADER), choice_rows(section)),
+            *([after_training_line(check)] if check else [])]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     target = report["target"]
     deploy = report.get("deploy") or {}
@@ -158,6 +168,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## Target estimate",
         *_estimate_section(report),
         *_models_section(report),
+        *_choice_section(report),
     ]
     if "stages" in report:
         parts += ["## Stage timings", _table(["Stage", "Seconds"], [[k, f"{v['seconds']:.1f}"] for k, v in report["stages"].items()])]

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from edgekit import registry
 from edgekit.errors import EdgekitError
+
+if TYPE_CHECKING:
+    import torch
 
 SMALL_IMAGE = 64                            # data at or below this side is trained at its own size
 PHOTO_SIZES = (96, 128, 160, 192, 224)      # the standard steps MobileNet weights are published for
-DEFAULT_FAMILIES: tuple[tuple[str, tuple[float, ...]], ...] = (
-    ("mobilenet_v2", (0.35, 0.5, 0.75, 1.0)),
-    ("mobilenet_v3_small", (0.75, 1.0)),
-    ("mobilenet_v3_large", (0.75, 1.0)),
-)
+DEFAULT_FAMILIES = registry.STUDENT_CANDIDATES
 
 
 @dataclass(frozen=True)
@@ -34,6 +32,16 @@ class Candidate:
     @property
     def label(self) -> str:
         return f"{self.arch} x{self.width:g} @ {self.size} px"
+
+
+@dataclass(frozen=True)
+class ChoiceInputs:
+    """What a task hands the choice: the candidates, how to build one untrained, and what they were made from."""
+
+    candidates: list[Candidate]
+    build: Callable[[Candidate], torch.nn.Module]
+    classes: int
+    native: int  # the data's short side in pixels (the sizes were derived from it)
 
 
 def candidate_sizes(native: int) -> list[int]:
@@ -52,6 +60,10 @@ def candidates_from_config(tables: list[dict[str, Any]], native: int, known: Ite
     known = sorted(known)
     out: list[Candidate] = []
     for i, table in enumerate(tables):
+        unknown = sorted(set(table) - {"arch", "widths", "sizes"})
+        if unknown:
+            raise EdgekitError(f"candidate {i + 1} in the config has an unknown key '{unknown[0]}'",
+                               "a [[candidates]] table takes arch, widths and sizes")
         arch = table.get("arch")
         if arch not in known:
             raise EdgekitError(f"candidate {i + 1} in the config names an unknown student '{arch}'",

@@ -40,6 +40,18 @@ def int8_file_bytes(ops: list[OpCost], channels: int) -> int:
         GRAPH_BYTES_PER_OP * len(ops)
 
 
+def _ops_at(model: torch.nn.Module, program: Any, size: int, traced: int) -> list[OpCost]:
+    """The operator list at ``size`` from the program traced at ``traced``; a graph whose shapes were fixed when it
+    was traced (a nearest resize to a stored size, as in TinyDetector's neck) is traced again at ``size``."""
+    if size == traced:
+        return program_ops(program, "int8", None)
+    example = torch.zeros(1, 3, size, size)
+    try:
+        return program_ops(program, "int8", example)
+    except RuntimeError:
+        return program_ops(export_program(model, example), "int8", None)
+
+
 def candidate_costs(candidates: list[Candidate], build: Callable[[Candidate], torch.nn.Module],
                     profile: dict[str, Any], threads: int) -> list[dict[str, Any]]:
     """One row a candidate: its estimate on ``profile`` at ``threads`` (ms, band), MACs, parameters, INT8 bytes."""
@@ -57,7 +69,7 @@ def candidate_costs(candidates: list[Candidate], build: Callable[[Candidate], to
         smallest = min(c.size for c in members)
         program = export_program(model, torch.zeros(1, 3, smallest, smallest))
         for c in members:
-            ops = program_ops(program, "int8", None if c.size == smallest else torch.zeros(1, 3, c.size, c.size))
+            ops = _ops_at(model, program, c.size, smallest)
             est = estimate(summarize(ops), cal, threads)
             rows[c] = {"candidate": c.label, "arch": c.arch, "width": c.width, "size": c.size,
                        "estimate_ms": est["ms"], "band_pct": est["band_pct"], "high_ms": est["high_ms"],

@@ -21,9 +21,9 @@ def pick_student(rows: list[dict[str, Any]], latency_ms: float | None, size_mb: 
         charged = charged_ms(row, margin)
         reasons = []
         if latency_ms is not None and charged > latency_ms:
-            reasons.append(f"{charged:.2f} ms with its band > {latency_ms:g} ms")
+            reasons.append(f"over: {charged:.2f} ms with band > {latency_ms:g} ms")
         if size_mb is not None and row["int8_bytes"] / 1e6 > size_mb:
-            reasons.append(f"{row['int8_bytes'] / 1e6:.2f} MB > {size_mb:g} MB")
+            reasons.append(f"over: {row['int8_bytes'] / 1e6:.2f} MB > {size_mb:g} MB")
         row["charged_ms"] = round(charged, 4)
         row["fits"] = not reasons
         row["why"] = "; ".join(reasons)
@@ -33,8 +33,8 @@ def pick_student(rows: list[dict[str, Any]], latency_ms: float | None, size_mb: 
     # most MACs; ties (same network at the same size) go to the smaller file, then the faster estimate
     chosen = max(fitting, key=lambda r: (r["macs"], -r["int8_bytes"], -r["estimate_ms"]))
     for row in fitting:
-        row["why"] = "chosen: the most MACs that fit" if row is chosen else \
-            f"fits, fewer MACs than {chosen['candidate']}" if row["macs"] < chosen["macs"] else "fits, not chosen on ties"
+        row["why"] = "CHOSEN: the most MACs that fit" if row is chosen else \
+            "fits; fewer MACs" if row["macs"] < chosen["macs"] else "fits; lost a tie"
     return chosen
 
 

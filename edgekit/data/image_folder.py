@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from edgekit.data.bad_images import BadImages
 from edgekit.data.image_limits import open_image
@@ -75,6 +75,21 @@ def check_image_folder(root: Path) -> list[str]:
                     raise EdgekitError(f"class '{class_dir.name}' in {root / name} is not among the train classes",
                                        f"add {train / class_dir.name} or remove that folder")
     return classes
+
+
+def native_side(root: Path, sample: int = 200) -> int:
+    """The typical short side of the training images, in pixels (the median of an even sample of up to
+    ``sample`` files, read from their headers: nothing is decoded)."""
+    files = [f for d in _class_dirs(Path(root) / "train") for f in _image_files(d)]
+    step = max(1, len(files) // sample)
+    sides = []
+    for file in files[::step][:sample]:
+        try:
+            with Image.open(file) as img:
+                sides.append(min(img.size))
+        except (UnidentifiedImageError, OSError):
+            continue  # named by the data check when the images are decoded
+    return int(np.median(sides)) if sides else 0
 
 
 def load_image_folder(root: Path, spec: PreprocessSpec, skip_bad_images: bool = False) -> ImageData:

@@ -25,13 +25,13 @@ if TYPE_CHECKING:  # torch is imported where a file is read: checking a path mus
 SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".onnx")
 
 
-def _not_checkpoint(path: Path, why: str) -> EdgekitError:
-    return EdgekitError(f"teacher file {path} is not a checkpoint ({why})",
+def _not_checkpoint(path: Path, why: str, what: str = "teacher file") -> EdgekitError:
+    return EdgekitError(f"{what} {path} is not a checkpoint ({why})",
                         "pass a .safetensors file, a state_dict saved with torch.save, a .pt2 ExportedProgram or an .onnx model")
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A flat name -> tensor mapping from a safetensors or ``.pt``/``.pth`` file."""
+def read_state_dict(path: Path, what: str = "teacher file") -> dict[str, torch.Tensor]:
+    """A flat name -> tensor mapping from a safetensors or ``.pt``/``.pth`` file (``what`` names it in errors)."""
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -41,7 +41,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise _not_checkpoint(path, f"safetensors could not read it: {exc}") from None
+            raise _not_checkpoint(path, f"safetensors could not read it: {exc}", what) from None
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 245": noise from bytes that are no pickle
             warnings.simplefilter("ignore")
@@ -52,17 +52,17 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         # not a pickle at all.
         if "Unsupported global" in str(exc):
             raise _unsafe(path) from None
-        raise _not_checkpoint(path, "it does not unpickle") from None
+        raise _not_checkpoint(path, "it does not unpickle", what) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise _not_checkpoint(path, str(exc).splitlines()[0][:120] if str(exc) else exc.__class__.__name__) from None
+        raise _not_checkpoint(path, str(exc).splitlines()[0][:120] if str(exc) else exc.__class__.__name__, what) from None
     except Exception as exc:  # noqa: BLE001 - the safe unpickler fails on arbitrary bytes in many ways (IndexError, KeyError, ...)
-        raise _not_checkpoint(path, f"it does not unpickle ({exc.__class__.__name__})") from None
+        raise _not_checkpoint(path, f"it does not unpickle ({exc.__class__.__name__})", what) from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise _not_checkpoint(path, "it holds no mapping of parameter names to tensors")
+        raise _not_checkpoint(path, "it holds no mapping of parameter names to tensors", what)
     return obj
 
 
@@ -125,14 +125,20 @@ def load_exported(path: Path) -> torch.nn.Module:
 
 
 def check_teacher_file(path: Path) -> None:
+    check_weights_file(path, "--teacher", SUFFIXES)
+
+
+def check_weights_file(path: Path, flag: str, suffixes: tuple[str, ...]) -> None:
+    """The file a flag names exists, is a file, and has a suffix we read (nothing is opened yet)."""
     path = Path(path)
+    what = flag.removeprefix("--").replace("-", " ")
     if not path.exists():
-        raise EdgekitError(f"teacher file {path} does not exist", "check the path given to --teacher")
+        raise EdgekitError(f"{what} file {path} does not exist", f"check the path given to {flag}")
     if not path.is_file():
-        raise EdgekitError(f"teacher path {path} is not a file", "pass the weights file itself to --teacher")
-    if path.suffix not in SUFFIXES:
-        raise EdgekitError(f"teacher file {path} has an unknown suffix '{path.suffix}'",
-                           f"pass one of {', '.join(SUFFIXES)}")
+        raise EdgekitError(f"{what} path {path} is not a file", f"pass the weights file itself to {flag}")
+    if path.suffix not in suffixes:
+        raise EdgekitError(f"{what} file {path} has an unknown suffix '{path.suffix}'",
+                           f"pass one of {', '.join(suffixes)}")
 
 
 def fit_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:

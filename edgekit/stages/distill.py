@@ -27,7 +27,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
     s, task = ctx.settings, ctx.task
     teacher_record = read_stage(ctx.out, "teacher")
     teacher_dir = stage_dir(ctx.out, "teacher")
-    inputs = {"data": ctx.data.identity, "teacher": teacher_dir}
+    inputs: dict[str, Any] = {"data": ctx.data.identity, "teacher": teacher_dir}
+    if s.student_weights:
+        inputs["student_weights"] = Path(s.student_weights)
 
     def body(folder: Path) -> dict[str, Any]:
         data = ctx.data
@@ -41,6 +43,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
             last = k == len(chain) - 1
             torch.manual_seed(s.seed if last else s.seed + 1 + k)
             model = task.build_model(spec)
+            start = task.init_student(ctx, model, spec) if last else None
+            if start:
+                ctx.console.print(f"{label}: starts from {start}", markup=False, highlight=False)
             model.train()
             trained = task.distill(ctx, model, teacher, teacher_layers, label)
             model.eval()
@@ -67,7 +72,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
                           f"(teacher/student {ratio:.1f}x), {data.eval_split} {task.format_scores(scores)}")
         return {**scores, "split": data.eval_split, **summary, "teacher_to_student_params": round(ratio, 2),
                 "temperature": s.temperature, "alpha": s.alpha, "method": s.method, "intermediate": steps,
-                "history": trained.history, **trained.extra}
+                "history": trained.history, **trained.extra, **({"initial_weights": start} if start else {})}
 
     return run_stage("distill", VERSION, s.fingerprint(), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)

@@ -13,6 +13,16 @@ from edgekit.export.guarded import failure_lines
 from edgekit.pipeline.runner import stage_dir
 from edgekit.stages.benchmark import MEASUREMENTS
 from edgekit.stages.context import StageContext
+from edgekit.stages.student_choice import read_choice
+
+
+def _run_student(ctx: StageContext) -> tuple[str, float, int] | None:
+    """The trained student (arch, width, input size), from the distill stage's record."""
+    try:
+        result = json.loads((stage_dir(ctx.out, "distill") / "stage.json").read_text(encoding="utf-8"))["result"]
+        return result["arch"], float(result["width"]), int(ctx.settings.size)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -33,7 +43,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 ctx.console.print(f"device: measuring {a['name']} on {device.describe()} ({threads} threads)")
                 device_results[a["name"]] = measure_on_device(device, stage_dir(ctx.out, "export") / a["name"], threads,
                                                               runs=s.latency_runs)
-    report, failures = finalize_run(ctx.out, folder / MEASUREMENTS, s.target, s.threads, s.budget, device_results)
+    report, failures = finalize_run(ctx.out, folder / MEASUREMENTS, s.target, s.threads, s.budget, device_results,
+                                    read_choice(ctx.out), _run_student(ctx))
     for a in report["artifacts"]:
         est = a.get("target_estimate")
         if est:

@@ -64,6 +64,7 @@ class TeacherSettings(TrainingSettings):
     teacher_arch: str
     teacher_epochs: int
     teacher_lr: float
+    pretrained: str | None  # torchvision weights the trained teacher starts from
     # what else decides the teacher, fingerprinted through ``source`` below: an ensemble's members, or the
     # student's architecture for self-distillation (its first generation is the teacher)
     method: str = not_fingerprinted("only its strategy (ensemble, self) matters: see source()")
@@ -102,6 +103,8 @@ class DistillSettings(TrainingSettings):
     student_layers: list[str]
     assistants: int
     generations: int
+    pretrained: str | None  # torchvision weights the student starts from
+    student_weights: str | None  # the user's file the student starts from (its content is an input of the stage)
 
     stage: ClassVar[str] = "distill"
 
@@ -157,4 +160,6 @@ def for_stage(settings: Settings | DataSettings, stage: str) -> DataSettings:
     return cls(**values)
 
 # Settings no stage reads: they decide how the run starts, before any stage.
-RUN_LEVEL = {"nproc": "the number of training processes, started by the CLI (torchrun) before any stage"}
+RUN_LEVEL = {"nproc": "the number of training processes, started by the CLI (torchrun) before any stage",
+             "latency_margin": "with candidates: how --student auto chooses; the stages read the chosen student",
+             "candidates": "with latency_margin: what --student auto chooses from; the stages read the choice"}

@@ -124,6 +124,15 @@ class Task(ABC):
     def student_chain(self, ctx: StageContext, teacher_params: int) -> list[tuple[str, dict[str, Any]]]:
         """(loop label, model spec) of every model the distill stage trains, in order; the student last."""
 
+    def trained_teacher(self, settings: Settings) -> str:
+        """The teacher the teacher stage trains when no file is given, in words (``--dry-run``)."""
+        return settings.teacher_arch
+
+    def init_student(self, ctx: StageContext, model: torch.nn.Module, spec: dict[str, Any]) -> str | None:
+        """Give the final student its starting weights (--pretrained, --student-weights); the line to log, or None
+        when it starts from random weights."""
+        return None
+
     @abstractmethod
     def build_model(self, spec: dict[str, Any]) -> torch.nn.Module: ...
 

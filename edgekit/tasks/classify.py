@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import torch
 
     from edgekit.config import Settings
+    from edgekit.choose.candidates import ChoiceInputs
     from edgekit.data.dataset import ImageData
     from edgekit.stages.context import StageContext
 
@@ -51,6 +52,29 @@ class ClassificationTask(Task):
 
         return load_image_data(settings.data, preprocess_spec(settings), settings.skip_bad_images)
 
+    def choice_inputs(self, settings: Settings, auto: bool) -> ChoiceInputs:
+        """The student candidates (``auto``: the registry's set or the config's ``[[candidates]]``; else the one
+        given), sized from the images' native short side (at least 32 px: the built-in 8 px digits train at 32),
+        read from file headers before any image is decoded."""
+        from edgekit.choose.candidates import (Candidate, ChoiceInputs, candidates_from_config, classifier_builder,
+                                               default_candidates)
+        from edgekit.registry import STUDENTS
+
+        if settings.data is None:
+            classes, native = 10, 32
+        else:
+            from edgekit.data.image_folder import check_image_folder, native_side
+
+            classes = len(check_image_folder(Path(settings.data)))
+            native = max(32, native_side(Path(settings.data)))
+        if not auto:
+            candidates = [Candidate(settings.student, float(settings.width), int(settings.size))]
+        elif settings.candidates:
+            candidates = candidates_from_config(settings.candidates, native, STUDENTS)
+        else:
+            candidates = default_candidates(native)
+        return ChoiceInputs(candidates, classifier_builder(classes), classes, native)
+
     def targets(self, data: ImageData, split: str) -> torch.Tensor:
         return data.labels(split)
 
@@ -63,12 +87,52 @@ class ClassificationTask(Task):
             student_spec(s.student, s.width, 2)
         if "teacher" in stages:
             build_model({"arch": s.teacher_arch, "num_classes": 2})
+        self._check_initial_weights(s, stages)
         n_classes = len(ctx.data.classes)  # decoding the data validates its layout and every image
         if "teacher" in stages and s.teacher is not None:
             model, _ = load_user_teacher(Path(s.teacher), s.teacher_arch, n_classes)  # reads and matches the weights
             check_teacher_outputs(model, ctx.eval_images()[:2], n_classes, s.teacher)
 
+    def _check_initial_weights(self, s: Settings, stages: list[str]) -> None:
+        """--pretrained and --student-weights, before training: the published file is in the cache (or downloaded
+        now), the user's file fits the student."""
+        from edgekit.config import method_strategy
+        from edgekit.models.pretrained import check_pretrained
+
+        self_distill = method_strategy(s.method) == "self"
+        if s.pretrained and "teacher" in stages and s.teacher is None:
+            check_pretrained(s.student if self_distill else s.teacher_arch, s.pretrained,
+                             s.width if self_distill else None)
+        if s.pretrained and "distill" in stages:
+            check_pretrained(s.student, s.pretrained, s.width)
+        if s.student_weights and "distill" in stages:
+            from edgekit.models.builders import build_model, student_spec
+            from edgekit.models.pretrained import init_from_file
+
+            init_from_file(build_model(student_spec(s.student, s.width, 2)), Path(s.student_weights),
+                           f"{s.student} x{s.width:g}")
+
+    def init_student(self, ctx: StageContext, model: torch.nn.Module, spec: dict[str, Any]) -> str | None:
+        """The final student's starting weights: --student-weights, else --pretrained, else none (random)."""
+        s = ctx.settings
+        if s.student_weights:
+            from edgekit.models.pretrained import init_from_file
+
+            return init_from_file(model, Path(s.student_weights), f"{spec['arch']} x{spec['width']:g}")
+        if s.pretrained:
+            from edgekit.models.pretrained import init_pretrained
+
+            return init_pretrained(model, spec["arch"], s.pretrained, spec["width"])
+        return None
+
     # --- models ---------------------------------------------------------------------------------------
+    def trained_teacher(self, settings: Settings) -> str:
+        from edgekit.config import method_strategy
+
+        if method_strategy(settings.method) == "self":
+            return f"{settings.student} x{settings.width:g} (generation 1 of self-distillation)"
+        return settings.teacher_arch
+
     def train_teacher(self, ctx: StageContext, folder: Path, seed: int, label: str) -> Trained:
         """The torchvision teacher_arch from the labels, or for --method self the student itself (its first
         generation)."""
@@ -83,14 +147,23 @@ class ClassificationTask(Task):
         self_distill = method_strategy(s.method) == "self"
         spec = student_spec(s.student, s.width, classes) if self_distill else {"arch": s.teacher_arch, "num_classes": classes}
         model = self.build_model(spec)
+        start = None
+        if s.pretrained:
+            from edgekit.models.pretrained import init_pretrained
+
+            start = init_pretrained(model, spec["arch"], s.pretrained, spec.get("width"))
+            ctx.console.print(f"{label}: starts from {start}", markup=False, highlight=False)
         model.train()
         history = self._train(ctx, model, _supervised, None, epochs=s.teacher_epochs, lr=s.teacher_lr, seed=seed,
                               stage=label)
         model.eval()
         self.save_model(model, folder, spec)
-        source = f"{s.student} x{s.width}, generation 1 (self-distillation)" if self_distill else f"trained {s.teacher_arch}"
+        source = f"{s.student} x{s.width}, generation 1 (self-distillation)" if self_distill else \
+            f"{s.teacher_arch} fine-tuned from torchvision {s.pretrained} weights" if start and "random" not in start else \
+            f"trained {s.teacher_arch}"
         self._check_outputs(ctx, model, source)
-        return Trained(model, history, {"source": source, "arch": s.student if self_distill else s.teacher_arch})
+        return Trained(model, history, {"source": source, "arch": s.student if self_distill else s.teacher_arch,
+                                        **({"initial_weights": start} if start else {})})
 
     def load_user_teacher(self, ctx: StageContext, path: Path, folder: Path) -> Trained:
         from edgekit.models.checkpoint import save_weights

@@ -20,6 +20,7 @@ from edgekit.tasks.base import Metric, Outputs, Task, Trained
 if TYPE_CHECKING:
     import torch
 
+    from edgekit.choose.candidates import ChoiceInputs
     from edgekit.config import Settings
     from edgekit.detect.data import DetectionData
     from edgekit.stages.context import StageContext
@@ -94,11 +95,33 @@ class DetectionTask(Task):
             raise EdgekitError("detection trains on one process", "leave --nproc out")
         if settings.method != "kd":
             raise EdgekitError(f"detection distils with kd only, got --method {settings.method}", "leave --method out")
+        for key in ("pretrained", "student_weights"):
+            if getattr(settings, key):
+                raise EdgekitError(f"--{key.replace('_', '-')} starts classification models; TinyDetector has no "
+                                   "published weights", f"leave --{key.replace('_', '-')} out for --task detect")
 
     def load_data(self, settings: Settings) -> DetectionData:
         from edgekit.detect.loading import load_detection
 
         return load_detection(settings.data, settings.images, settings.size, settings.seed, settings.skip_bad_images)[0]
+
+    def choice_inputs(self, settings: Settings, auto: bool) -> ChoiceInputs:
+        """TinyDetector widths (the registry's, or the config's ``[[candidates]]``) at the run's input size, or the
+        width given; each built with the data's classes and the student's neck."""
+        from edgekit.choose.candidates import Candidate, ChoiceInputs, candidates_from_config
+        from edgekit.detect.tiny_detector import DetectorSpec, TinyDetector
+        from edgekit.registry import DETECTOR_CANDIDATES
+
+        classes = len(self.load_data(settings).classes)
+        size = int(settings.size)
+        if not auto:
+            candidates = [Candidate("tiny_detector", float(settings.width), size)]
+        elif settings.candidates:
+            candidates = candidates_from_config(settings.candidates, size, ("tiny_detector",))
+        else:
+            candidates = [Candidate(arch, float(w), size) for arch, widths in DETECTOR_CANDIDATES for w in widths]
+        return ChoiceInputs(candidates, lambda c: TinyDetector(DetectorSpec(classes, c.width, STUDENT_NECK)), classes,
+                            size)
 
     def targets(self, data: DetectionData, split: str) -> Any:
         return data.splits[split]
@@ -111,6 +134,11 @@ class DetectionTask(Task):
             load_user_detector(Path(ctx.settings.teacher), classes, ctx.settings.teacher_arch)
 
     # --- models ---------------------------------------------------------------------------------------
+    def trained_teacher(self, settings: Settings) -> str:
+        from edgekit.detect.user_teacher import TEACHER
+
+        return f"TinyDetector x{TEACHER['width']:g} (neck {TEACHER['neck']}, head depth {TEACHER['head_depth']})"
+
     def train_teacher(self, ctx: StageContext, folder: Path, seed: int, label: str) -> Trained:
         """A wider and deeper TinyDetector from the labels."""
         import torch
