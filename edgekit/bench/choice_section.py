@@ -19,7 +19,7 @@ def choice_rows(section: dict[str, Any]) -> list[list[str]]:
 
 def choice_title(section: dict[str, Any]) -> str:
     p = section["params"]
-    limits = ", ".join(f"{k}={p[k]:g}" for k in ("latency_ms", "size_mb") if p.get(k))
+    limits = ", ".join(f"{k}={p[k]:g}" for k in ("latency_ms", "size_mb") if p.get(k)) or "no budget (the largest)"
     if p["mode"] == "given":
         return (f"Student given, checked before training against {limits} on {p['target']} ({p['threads']} threads, "
                 f"band charged x{p['margin']:g})")

@@ -49,7 +49,7 @@ def plan_student(settings: Settings, out: Path, stages: list[str], task: Any, wr
     budgets = run_budgets(settings)
     latency, size_mb = budgets.get("latency_ms"), budgets.get("size_mb")
     auto = settings.student == AUTO
-    if not auto and (latency is None or not set(TRAINING) & set(stages) or not hasattr(task, "choice_inputs")):
+    if not auto and (latency is None or not set(TRAINING) & set(stages)):
         _nothing_to_choose(out, stages, write)
         return None
     from edgekit.bench.threads import thread_counts

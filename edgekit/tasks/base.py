@@ -19,6 +19,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+    from edgekit.choose.candidates import ChoiceInputs
     from edgekit.config import Settings
     from edgekit.data.preprocess import PreprocessSpec
     from edgekit.stages.context import StageContext
@@ -123,6 +124,11 @@ class Task(ABC):
     @abstractmethod
     def student_chain(self, ctx: StageContext, teacher_params: int) -> list[tuple[str, dict[str, Any]]]:
         """(loop label, model spec) of every model the distill stage trains, in order; the student last."""
+
+    @abstractmethod
+    def choice_inputs(self, settings: Settings, auto: bool) -> ChoiceInputs:
+        """The student candidates for ``--student auto`` (or, not ``auto``, the one given) and how to build each
+        untrained, for their cost on the target before training (stages/student_choice.py)."""
 
     def trained_teacher(self, settings: Settings) -> str:
         """The teacher the teacher stage trains when no file is given, in words (``--dry-run``)."""
