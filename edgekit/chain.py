@@ -11,7 +11,7 @@ from edgekit.bench.budgets import merge_budgets
 from edgekit.estimate.target_profiles import load_target
 from edgekit.config import Settings
 from edgekit.errors import EdgekitError
-from edgekit.models.user_weights import check_teacher_file, check_weights_file
+from edgekit.models.user_weights import STATE_DICT_SUFFIXES, check_teacher_file, check_weights_file
 from edgekit.tasks import get_task
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def quick_checks(settings: Settings, out: Path, stages: list[str]) -> None:
     if "teacher" in stages and settings.teacher is not None:
         check_teacher_file(Path(settings.teacher))
     if "distill" in stages and settings.student_weights is not None:
-        check_weights_file(Path(settings.student_weights), "--student-weights", (".safetensors", ".pt", ".pth"))
+        check_weights_file(Path(settings.student_weights), "--student-weights", STATE_DICT_SUFFIXES)
 
 
 def preflight(ctx: StageContext, stages: list[str]) -> None:
@@ -151,7 +151,7 @@ def _would(ctx: StageContext, name: str, forced: set[str]) -> str:
     """Whether a stage would run, from its record and its settings (its inputs are checked when it runs)."""
     import json
 
-    from edgekit.pipeline.runner import STAGE_FILE, stage_dir
+    from edgekit.pipeline.runner import STAGE_FILE, changed_params, stage_dir
     from edgekit.stages.settings import for_stage
 
     if name in forced:
@@ -162,7 +162,6 @@ def _would(ctx: StageContext, name: str, forced: set[str]) -> str:
         return "would run (not run yet)"
     if record.get("status") != "complete":
         return "would run (the last run did not complete)"
-    params = for_stage(ctx.settings, name).fingerprint()
-    changed = [k for k in params if record.get("params", {}).get(k) != params[k]]
+    changed = changed_params(record, for_stage(ctx.settings, name).fingerprint())
     return f"would rerun (changed: {', '.join(changed)})" if changed else \
         "up to date unless its code or inputs changed (then it reruns)"

@@ -22,7 +22,8 @@ from edgekit.errors import EdgekitError
 if TYPE_CHECKING:  # torch is imported where a file is read: checking a path must not wait for it
     import torch
 
-SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".onnx")
+STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth")
+SUFFIXES = (*STATE_DICT_SUFFIXES, ".pt2", ".onnx")
 
 
 def _not_checkpoint(path: Path, why: str, what: str = "teacher file") -> EdgekitError:

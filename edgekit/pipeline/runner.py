@@ -48,14 +48,20 @@ def stage_dir(out: Path, stage: str) -> Path:
     return Path(out) / STAGE_FOLDERS[stage]
 
 
+def changed_params(record: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """The settings whose value differs from the ones a stage record was made with."""
+    old_params = record.get("params", {})
+    return [k for k in params if old_params.get(k) != params[k]]
+
+
 def _why_stale(record: dict[str, Any], version: str, params: dict[str, Any], digests: dict[str, str]) -> str:
     """Name what changed since the recorded run, as DVC does."""
     if record.get("status") != "complete":
         return "the last run did not complete"
     if record.get("version") != version:
         return f"the stage's code changed (version {record.get('version')} -> {version})"
-    old_params, old_inputs = record.get("params", {}), record.get("inputs", {})
-    changed = [k for k in params if old_params.get(k) != params[k]]
+    old_inputs = record.get("inputs", {})
+    changed = changed_params(record, params)
     changed += [f"input {k}" for k in digests if old_inputs.get(k) != digests[k]]
     return "changed: " + ", ".join(changed) if changed else "its record differs"
 

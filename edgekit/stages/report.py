@@ -9,8 +9,9 @@ from typing import Any
 from edgekit.bench.final_report import finalize_run
 from edgekit.device.address import parse_device
 from edgekit.device.measure import measure_on_device
+from edgekit.errors import EdgekitError
 from edgekit.export.guarded import failure_lines
-from edgekit.pipeline.runner import stage_dir
+from edgekit.pipeline.runner import read_stage, stage_dir
 from edgekit.stages.benchmark import MEASUREMENTS
 from edgekit.stages.context import StageContext
 from edgekit.stages.student_choice import read_choice
@@ -19,9 +20,9 @@ from edgekit.stages.student_choice import read_choice
 def _run_student(ctx: StageContext) -> tuple[str, float, int] | None:
     """The trained student (arch, width, input size), from the distill stage's record."""
     try:
-        result = json.loads((stage_dir(ctx.out, "distill") / "stage.json").read_text(encoding="utf-8"))["result"]
+        result = read_stage(ctx.out, "distill")["result"]
         return result["arch"], float(result["width"]), int(ctx.settings.size)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (EdgekitError, KeyError, TypeError, ValueError):
         return None
 
 
