@@ -314,6 +314,32 @@ def predict(model: Annotated[Path, typer.Argument(help="A .tflite/.onnx/.pte art
         ERR.print(f"predict: {len(written)} drawn image(s) in {save_images}", markup=False, highlight=False)
 
 
+@app.command("inspect")
+def inspect(run_dir: Annotated[Path, typer.Argument(help="A run directory (the --out of compress).")],
+            file: Annotated[Optional[str], typer.Option("--file", help="One file of the run, e.g. model_int8.tflite (default: every INT8 .onnx and .tflite).")] = None,
+            images: Annotated[int, typer.Option("--images", help="How many test images (the first N of the test split).")] = 32,
+            debug: Debug = False) -> None:
+    """Per-layer INT8 error of a finished run: each layer's SQNR against the FP32 student and the PyTorch INT8
+    graph in every file, and where the error enters. Writes nothing (the benchmark stage writes layers.json)."""
+    DEBUG["on"] = debug
+    if images < 1:
+        raise EdgekitError(f"--images must be at least 1, got {images}", "pass e.g. --images 32")
+    from edgekit.layers.inspect_run import layer_files, layer_table, where_lines
+
+    files = layer_files(run_dir, file)
+    settings = build_settings(_recorded_settings(run_dir), {})
+    from edgekit.layers.report import layer_report
+    from edgekit.stages.context import StageContext
+
+    ctx = StageContext(settings=settings, out=run_dir, console=ERR)
+    report = layer_report(run_dir, ctx.task, ctx.eval_images()[:images], files)
+    OUT.print(layer_table(report, files))
+    for line in where_lines(report, files):
+        OUT.print(line, markup=False, highlight=False, soft_wrap=True)
+    ERR.print(f"inspect: {len(report['layers'])} layers, {len(files)} file(s), {report['images']} images in "
+              f"{report['seconds']:.1f} s", markup=False, highlight=False)
+
+
 @app.command("targets")
 def targets(name: Annotated[Optional[str], typer.Argument(help="Show one profile in full, with its leave-one-out table.")] = None) -> None:
     """List the hardware target profiles, or show one with the published figures its estimate is fitted to."""

@@ -56,8 +56,10 @@ ARTIFACTS: tuple[dict[str, str], ...] = (
     {"name": "model_fp32.pte", "format": "pte", "precision": "fp32"},
     {"name": "model_int8.pte", "format": "pte", "precision": "int8"},
 )
-FORMATS = {"onnx": {"suffix": ".onnx", "writer": "edgekit.export.formats:write_onnx", "runtime": "onnxruntime"},
-           "tflite": {"suffix": ".tflite", "writer": "edgekit.export.formats:write_tflite", "runtime": "ai-edge-litert"},
+FORMATS = {"onnx": {"suffix": ".onnx", "writer": "edgekit.export.formats:write_onnx", "runtime": "onnxruntime",
+                    "layers": "edgekit.layers.onnx_points:onnx_layer_outputs"},
+           "tflite": {"suffix": ".tflite", "writer": "edgekit.export.formats:write_tflite", "runtime": "ai-edge-litert",
+                      "layers": "edgekit.layers.tflite_points:tflite_layer_outputs"},
            "pte": {"suffix": ".pte", "writer": "edgekit.export.formats:write_pte", "runtime": "executorch"}}
 RUNTIMES = {"onnxruntime": "edgekit.runtime.runners:OnnxRunner", "ai-edge-litert": "edgekit.runtime.runners:LiteRTRunner",
             "executorch": "edgekit.runtime.executorch_runner:ExecuTorchRunner"}

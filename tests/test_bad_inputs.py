@@ -7,6 +7,7 @@ was not created (or, when it existed before, is unchanged), so nothing was train
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -251,6 +252,34 @@ def _wrong_suffix(w: Path) -> list[str]:
     return [str(w / "model.txt")]
 
 
+
+def _inspect_not_a_run(w: Path) -> list[str]:
+    (w / "photos").mkdir()
+    return [str(w / "photos")]
+
+
+def _fp32_only_run(w: Path) -> Path:
+    export = w / "run" / "artifacts"
+    export.mkdir(parents=True)
+    record = {"status": "complete", "result": {"artifacts": [
+        {"name": "model_fp32.onnx", "format": "onnx", "precision": "fp32", "status": "ok"},
+        {"name": "model_int8.tflite", "format": "tflite", "precision": "int8", "status": "failed"}]}}
+    (export / "stage.json").write_text(json.dumps(record), encoding="utf-8")
+    return w / "run"
+
+
+def _inspect_no_int8(w: Path) -> list[str]:
+    return [str(_fp32_only_run(w))]
+
+
+def _inspect_unknown_file(w: Path) -> list[str]:
+    return [str(_fp32_only_run(w)), "--file", "model.tflite"]
+
+
+def _inspect_no_images(w: Path) -> list[str]:
+    return [str(_fp32_only_run(w)), "--images", "0"]
+
+
 CASES = [
     Case("unknown-target", _flags("--target", "nosuchboard"), ("nosuchboard",)),
     Case("unknown-target-existing-run", _flags("--target", "nosuchboard"), ("nosuchboard",), out="run"),
@@ -329,6 +358,11 @@ CASES = [
     Case("budget-accuracy-above-one", _flags("--budget", "accuracy=95"), ("accuracy", "fraction")),
     Case("device-malformed", _flags("--device", "pi@board"), ("pi@board", "ssh://")),
     Case("device-unreachable", _flags("--device", "ssh://nobody@127.0.0.1:1"), ("127.0.0.1",)),
+    Case("inspect-not-a-run", _inspect_not_a_run, ("photos", "not an edgekit run"), command="inspect", takes_out=False),
+    Case("inspect-no-int8-files", _inspect_no_int8, ("no int8 .onnx or .tflite",), command="inspect", takes_out=False),
+    Case("inspect-unknown-file", _inspect_unknown_file, ("model.tflite", "model_fp32.onnx"), command="inspect",
+         takes_out=False),
+    Case("inspect-no-images", _inspect_no_images, ("--images", "at least 1"), command="inspect", takes_out=False),
     Case("benchmark-not-a-model", _not_a_model, ("model.tflite", "not a readable"), command="benchmark"),
     Case("benchmark-not-a-pte", _not_a_pte, ("model.pte", "not a readable pte model"), command="benchmark"),
     Case("benchmark-wrong-suffix", _wrong_suffix, ("model.txt", ".tflite, .onnx or .pte"), command="benchmark"),

@@ -112,6 +112,28 @@ def test_detection_report_has_map_per_file_and_follows_the_schema(detect_run: Pa
     assert "mAP50" in (detect_run / "run" / "report.html").read_text(encoding="utf-8")
 
 
+def test_detection_layers_are_found_in_every_file(detect_run: Path) -> None:
+    """The per-layer report maps every quantized TinyDetector layer (backbone, neck, both heads) in each .onnx and
+    .tflite by its module path; the float files equal their student layer by layer up to the first upsampling. At
+    48 px the stride-32 map (2x2) is upsampled to 3x3, where LiteRT's nearest-neighbour resize picks other source
+    pixels than PyTorch's: the FP32 .tflite's neck layers differ from the student (about 25-40 dB), a difference
+    this report shows and the output-only parity check (scores within 5e-7) does not."""
+    layers = json.loads((detect_run / "run" / "benchmark" / "layers.json").read_text(encoding="utf-8"))
+    paths = [layer["layer"] for layer in layers["layers"]]
+    assert {"cls.1", "box.1"} <= set(paths) and len(paths) > 20
+    names = [f["name"] for f in layers["files"]]
+    assert {"model_fp32.onnx", "model_int8.onnx", "model_fp32.tflite", "model_int8.tflite"} <= set(names)
+    for entry in layers["files"]:
+        assert [row["layer"] for row in entry["layers"]] == paths, entry["name"]
+        if entry["precision"] == "fp32":
+            before_upsampling = [row for row in entry["layers"] if row["layer"].startswith(("stage", "lateral"))]
+            assert min(row["sqnr_fp32_db"] for row in before_upsampling) > 80, entry["name"]
+        if entry["name"] == "model_fp32.onnx":
+            assert min(row["sqnr_fp32_db"] for row in entry["layers"]) > 80
+    report = json.loads((detect_run / "run" / "report.json").read_text(encoding="utf-8"))
+    assert report["layers"]["source"] == "benchmark/layers.json"
+
+
 def test_detection_rerun_is_up_to_date(detect_run: Path) -> None:
     args = json.loads((detect_run / "args.json").read_text(encoding="utf-8"))
     result = run_cli(args, cwd=detect_run, timeout=600)

@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"quantize", "export"},
     {"estimate"},
-    {"bench", "choose"},          # measurements, budgets, reports; the student choice from estimates
+    {"bench", "choose", "layers"},  # measurements, budgets, reports; the student choice; per-layer INT8 error
     {"distill"},
     {"detect"},                   # detection building blocks
     {"config"},

@@ -16,6 +16,7 @@ from edgekit.bench.choice_section import choice_section
 from edgekit.bench.budgets import check_budgets, failure_lines, merge_budgets
 from edgekit.bench.deploy_guide import GUIDE_FILE, deploy_snippets, render_guide
 from edgekit.bench.deploy_pick import DEFAULT_PARITY_GATE, pick_deployable
+from edgekit.bench.layers_section import layers_summary
 from edgekit.export.artifact_meta import PREPROCESS_FILE
 from edgekit.bench.report_html import write_html
 from edgekit.bench.report_md import render_markdown
@@ -115,13 +116,17 @@ def _snippets(out: Path, report: dict[str, Any]) -> dict[str, tuple[str, str, st
 
 def finalize_run(out: Path, measurements_path: Path, target: str, threads: int | None, budget_items: list[str],
                  device_results: dict[str, dict[str, Any]] | None = None, choice_record: dict[str, Any] | None = None,
-                 run_student: tuple[str, float, int] | None = None) -> tuple[dict[str, Any], list[str]]:
+                 run_student: tuple[str, float, int] | None = None,
+                 layers: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
     """``choice_record``: the student choice made before training, reported when ``run_student`` (arch, width,
-    size of the trained student) is the one it chose."""
+    size of the trained student) is the one it chose. ``layers``: benchmark/layers.json."""
     profile = load_target(target)
     measurements = json.loads(measurements_path.read_text(encoding="utf-8"))
     report = assemble(measurements, profile, thread_counts(threads, profile).target, budget_items, device_results)
     section = choice_section(choice_record, run_student, report["artifacts"])
     if section:
         report["student_choice"] = section
+    summary = layers_summary(layers)
+    if summary:
+        report["layers"] = summary
     return report, write_reports(out, report)

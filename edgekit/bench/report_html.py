@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bench.choice_section import HEADER, after_training_line, choice_rows, choice_title
+from edgekit.bench.layers_section import WORST_HEADER, layers_intro, worst_rows
 from edgekit.bench.report_md import artifact_header, artifact_rows, failed_files, metric_cell, metric_name
 from edgekit.pipeline.atomic import write_text_atomic
 
@@ -104,6 +105,37 @@ def svg_breakdown(report: dict[str, Any]) -> str | None:
     return _svg(fig)
 
 
+def svg_layers(report: dict[str, Any]) -> str | None:
+    """SQNR against FP32 per layer, one line per INT8 file (FP32 files equal their student to rounding)."""
+    section = report.get("layers")
+    if not section or "files" not in section:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8.5, 3.4))
+    for entry in section["files"]:
+        if entry["precision"] == "int8":
+            ax.plot(range(len(entry["sqnr_fp32_db"])), entry["sqnr_fp32_db"], label=entry["name"], linewidth=1.2)
+    ax.set_xlabel(f"layer, in execution order ({len(section['layers'])} quantized layers)")
+    ax.set_ylabel("SQNR vs FP32 (dB)")
+    ax.set_title("Per-layer INT8 error")
+    ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def _layers(report: dict[str, Any]) -> str:
+    section = report.get("layers")
+    if not section:
+        return ""
+    if "error" in section:
+        return f"<h2>Per-layer INT8 error</h2><p class='note'>No per-layer report: {html.escape(section['error'])}</p>"
+    return (f"<h2>Per-layer INT8 error</h2><p>{html.escape(layers_intro(section))}.</p>{svg_layers(report) or ''}"
+            + _table(list(WORST_HEADER), worst_rows(section)))
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -180,6 +212,7 @@ def render_html(report: dict[str, Any], snippets: dict[str, tuple[str, str, str]
 {_calibration(report)}
 {models}
 {_choice(report)}
+{_layers(report)}
 {stages}
 <h2>Versions</h2><p>{html.escape(', '.join(f'{k} {v}' for k, v in report['versions'].items()))}</p>
 </body></html>

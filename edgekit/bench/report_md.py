@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgekit.bench.choice_section import HEADER, after_training_line, choice_rows, choice_title
+from edgekit.bench.layers_section import WORST_HEADER, layers_intro, worst_rows
 from edgekit.export.guarded import FAILED_TO
 
 ARTIFACT_HEADER = ["File", "Format", "Precision", "Status", "Size", "Accuracy", "Agreement",
@@ -145,6 +146,16 @@ def _choice_section(report: dict[str, Any]) -> list[str]:
             *([after_training_line(check)] if check else [])]
 
 
+def _layers_section(report: dict[str, Any]) -> list[str]:
+    section = report.get("layers")
+    if not section:
+        return []
+    if "error" in section:
+        return ["## Per-layer INT8 error", f"No per-layer report: {section['error']}"]
+    return ["## Per-layer INT8 error", layers_intro(section) + ". The five worst layers of each INT8 file:",
+            _table(list(WORST_HEADER), worst_rows(section))]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     target = report["target"]
     deploy = report.get("deploy") or {}
@@ -169,6 +180,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         *_estimate_section(report),
         *_models_section(report),
         *_choice_section(report),
+        *_layers_section(report),
     ]
     if "stages" in report:
         parts += ["## Stage timings", _table(["Stage", "Seconds"], [[k, f"{v['seconds']:.1f}"] for k, v in report["stages"].items()])]

@@ -35,6 +35,15 @@ def output_map(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {"logits": one}
 
 
+def prepare_input(entry: dict[str, Any], x_nchw: np.ndarray) -> np.ndarray:
+    """A batch laid out and (for an integer input) quantized as the file's preprocess.json entry says."""
+    x = x_nchw.transpose(0, 2, 3, 1) if entry["layout"] == "NHWC" else x_nchw
+    dtype = DTYPES[entry["input_dtype"]]
+    if dtype != np.float32:
+        return quantize_input(x, entry["input_scale"], entry["input_zero_point"], dtype)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 class _Runner:
     runtime: str
 
@@ -44,12 +53,7 @@ class _Runner:
 
     def prepare(self, x_nchw: np.ndarray) -> np.ndarray:
         """Lay out and (for an integer input) quantize a batch, as an app would."""
-        e = self.entry
-        x = x_nchw.transpose(0, 2, 3, 1) if e["layout"] == "NHWC" else x_nchw
-        dtype = DTYPES[e["input_dtype"]]
-        if dtype != np.float32:
-            return quantize_input(x, e["input_scale"], e["input_zero_point"], dtype)
-        return np.ascontiguousarray(x, dtype=np.float32)
+        return prepare_input(self.entry, x_nchw)
 
     def prepared_single(self, x_nchw: np.ndarray) -> np.ndarray:
         """One input already laid out and quantized, for latency loops that time the runtime alone."""

@@ -27,13 +27,15 @@ from edgekit.estimate.onnx_graph import GRAPH_FORMATS, graph_ops
 from edgekit.estimate.op_costs import summarize
 from edgekit.export.artifact_meta import PREPROCESS_FILE
 from edgekit.export.guarded import FAILED_FILES, error_text, retry_failed
+from edgekit.layers.report import DEFAULT_IMAGES, LAYERS_FILE, layer_report
+from edgekit.layers.report import SCHEMA as LAYERS_SCHEMA
 from edgekit.pipeline.atomic import write_json_atomic
 from edgekit.pipeline.fingerprint import file_sha256
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.models.predictions import load_outputs
 from edgekit.stages.context import StageContext
 
-VERSION = "9"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved; 6: until enough quiet rounds; 7: ONNX sessions with session.x64quantprecision; 8: one chain for every task; 9: .pte files (no graph)
+VERSION = "10"  # 2: measurements.json with graph summaries (reports: bench/final_report.py); 3: timed >= 1 s; 4: 5 rounds, host cores - 1; 5: artifacts timed interleaved; 6: until enough quiet rounds; 7: ONNX sessions with session.x64quantprecision; 8: one chain for every task; 9: .pte files (no graph); 10: layers.json (per-layer INT8 error)
 EVAL_CHUNK = 256
 MEASUREMENTS = "measurements.json"
 
@@ -181,6 +183,22 @@ def measure_artifacts(ctx: Any, export_record: dict[str, Any], measure_one: Meas
     return rows
 
 
+def write_layer_report(ctx: StageContext, folder: Path, images: torch.Tensor) -> None:
+    """benchmark/layers.json; a model whose layers cannot be matched gets the reason there and a warning, and
+    the files are still measured."""
+    try:
+        report = layer_report(ctx.out, ctx.task, images)
+    except EdgekitError as exc:
+        report = {"schema": LAYERS_SCHEMA, "error": str(exc)}
+        ctx.console.print(f"warning: no per-layer report: {exc}", markup=False, highlight=False)
+    write_json_atomic(folder / LAYERS_FILE, report)
+    for entry in report.get("files", []):
+        if "error_enters" in entry:
+            where = entry["error_enters"]
+            ctx.console.print(f"layers: {entry['name']}: error enters at {where['layer']} (own SQNR {where['own_sqnr_db']:.1f} dB, "
+                              f"{where['sqnr_fp32_db']:.1f} dB against FP32)", markup=False, highlight=False)
+
+
 def run(ctx: StageContext) -> dict[str, Any]:
     ctx = ctx.for_stage("benchmark")
     s = ctx.settings
@@ -198,6 +216,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         rows = measure_artifacts(ctx, export_record, lambda base: _artifact_row(
             ctx, art_dir, base, preprocess["artifacts"][base["name"]], threads, x, reference), threads,
             ctx.task.metric.name)
+        write_layer_report(ctx, folder, x_t[:DEFAULT_IMAGES])
         return save_measurements(folder, build_measurements(ctx, rows, threads), teacher_graph(ctx, x_t[:1]))
 
     return run_stage("benchmark", VERSION, s.fingerprint(), inputs, ctx.out, body,

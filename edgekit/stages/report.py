@@ -4,6 +4,7 @@ reports at the top of --out. Not cached: it is cheap and its inputs (target, bud
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from edgekit.bench.final_report import finalize_run
@@ -11,6 +12,7 @@ from edgekit.device.address import parse_device
 from edgekit.device.measure import measure_on_device
 from edgekit.errors import EdgekitError
 from edgekit.export.guarded import failure_lines
+from edgekit.layers.report import LAYERS_FILE
 from edgekit.pipeline.runner import read_stage, stage_dir
 from edgekit.stages.benchmark import MEASUREMENTS
 from edgekit.stages.context import StageContext
@@ -23,6 +25,14 @@ def _run_student(ctx: StageContext) -> tuple[str, float, int] | None:
         result = read_stage(ctx.out, "distill")["result"]
         return result["arch"], float(result["width"]), int(ctx.settings.size)
     except (EdgekitError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _layers(folder: Path) -> dict[str, Any] | None:
+    """benchmark/layers.json, when this run's benchmark wrote one."""
+    try:
+        return json.loads((folder / LAYERS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
 
 
@@ -45,7 +55,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 device_results[a["name"]] = measure_on_device(device, stage_dir(ctx.out, "export") / a["name"], threads,
                                                               runs=s.latency_runs)
     report, failures = finalize_run(ctx.out, folder / MEASUREMENTS, s.target, s.threads, s.budget, device_results,
-                                    read_choice(ctx.out), _run_student(ctx))
+                                    read_choice(ctx.out), _run_student(ctx), _layers(folder))
     for a in report["artifacts"]:
         est = a.get("target_estimate")
         if est:
