@@ -72,16 +72,17 @@ def render(result: dict) -> str:
              f"{', '.join(result['compared'])} (not compared: "
              f"{', '.join(s['name'] for s in result['not_compared']) or 'none'}).", "",
              "| Measure | Value |", "|---|---|",
-             f"| report time, median of {REPEATS} (s) | {result['median_report_s']} |",
+             f"| report time (INT8 files, as `inspect` does), median of {REPEATS} (s) | {result['median_report_s']} |",
              f"| command wall time incl. start-up, median (s) | {result['median_wall_s']} |",
              f"| each run: report / wall (s) | {', '.join(f'{s} / {w}' for s, w in zip(result['cli_report_s'], result['cli_wall_s']))} |",
+             f"| in-process, all four files (s) | {round(sum(result['in_process_parts_s'].values()), 2)} |",
              *(f"| in-process: {part} (s) | {sec} |" for part, sec in result["in_process_parts_s"].items()),
-             "", "| File | Error enters at | Drop dB | Last layer vs FP32 dB | First layer vs PyTorch INT8 dB |",
+             "", "| File | Error enters at | Its own SQNR dB | Last layer vs FP32 dB | First layer vs PyTorch INT8 dB |",
              "|---|---|---|---|---|"]
     for f in result["files"]:
         e = f["error_enters"] or {}
         first = f["first_layer_sqnr_int8_db"]
-        lines.append(f"| {f['name']} | {e.get('layer', '—')} | {e.get('drop_db', '—')} | "
+        lines.append(f"| {f['name']} | {e.get('layer', '—')} | {e.get('own_sqnr_db', '—')} | "
                      f"{f['last_layer_sqnr_fp32_db']} | {first if first is not None else '—'} |")
     goal = result["check"]
     lines += ["", f"Goal: report time <= {GOAL_S:g} s: {goal['value']} s, {'PASS' if goal['pass'] else 'MISS'}.", ""]
