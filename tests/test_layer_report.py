@@ -79,3 +79,25 @@ def test_inspect_points_at_a_damaged_layer(e2e_run: Path, tmp_path: Path) -> Non
     assert f"{DAMAGED}  <- error enters" in result.stdout
     assert "PyTorch INT8 graph: error enters at " + DAMAGED not in result.stdout
     assert "16 images" in result.stderr
+
+
+def test_a_model_the_report_cannot_read_is_still_measured(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The per-layer report is a diagnostic: when it fails, layers.json says why, a warning line says it, and the
+    benchmark stage goes on (its measurements are not lost)."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    import edgekit.stages.benchmark as benchmark
+
+    def fails(*_args: object) -> dict:
+        raise RuntimeError("an operator no reader knows")
+
+    monkeypatch.setattr(benchmark, "layer_report", fails)
+    log = io.StringIO()
+    ctx = SimpleNamespace(out=tmp_path, task=None, console=Console(file=log, width=200))
+    benchmark.write_layer_report(ctx, tmp_path, torch.zeros(1, 3, 8, 8))
+    layers = json.loads((tmp_path / "layers.json").read_text(encoding="utf-8"))
+    assert layers["error"] == "RuntimeError: an operator no reader knows"
+    assert "warning: no per-layer report: RuntimeError: an operator no reader knows" in log.getvalue()

@@ -184,13 +184,17 @@ def measure_artifacts(ctx: Any, export_record: dict[str, Any], measure_one: Meas
 
 
 def write_layer_report(ctx: StageContext, folder: Path, images: torch.Tensor) -> None:
-    """benchmark/layers.json; a model whose layers cannot be matched gets the reason there and a warning, and
-    the files are still measured."""
+    """benchmark/layers.json; a model whose layers cannot be matched or read gets the reason there and a warning,
+    and the files are still measured."""
     try:
         report = layer_report(ctx.out, ctx.task, images)
-    except EdgekitError as exc:
-        report = {"schema": LAYERS_SCHEMA, "error": str(exc)}
-        ctx.console.print(f"warning: no per-layer report: {exc}", markup=False, highlight=False)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a diagnostic: a graph it cannot map must not cost the measurements
+        if is_disk_full(exc):
+            raise
+        report = {"schema": LAYERS_SCHEMA, "error": str(exc) if isinstance(exc, EdgekitError) else error_text(exc)}
+        ctx.console.print(f"warning: no per-layer report: {report['error']}", markup=False, highlight=False)
     write_json_atomic(folder / LAYERS_FILE, report)
     for entry in report.get("files", []):
         if "error_enters" in entry:
