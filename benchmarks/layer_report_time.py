@@ -41,14 +41,13 @@ def _inspect_once(run: Path) -> tuple[float, float]:
 
 
 def measure(run: Path) -> dict:
-    from edgekit.cli import _recorded_settings
-    from edgekit.config import build_settings
+    from edgekit.config import build_settings, recorded_settings
     from edgekit.layers.report import layer_report
     from edgekit.stages.context import StageContext
 
     load_before = os.getloadavg()
     timings = [_inspect_once(run) for _ in range(REPEATS)]
-    ctx = StageContext(settings=build_settings(_recorded_settings(run), {}), out=run)
+    ctx = StageContext(settings=build_settings(recorded_settings(run), {}), out=run)
     report = layer_report(run, ctx.task, ctx.eval_images()[:IMAGES])
     files = [{"name": f["name"], "precision": f["precision"], "error_enters": f.get("error_enters"),
               "last_layer_sqnr_fp32_db": f["layers"][-1]["sqnr_fp32_db"],

@@ -66,6 +66,18 @@ def preflight(ctx: StageContext, stages: list[str]) -> None:
     """Every check that needs no training: paths, data layout, target, architecture names, the teacher file."""
     quick_checks(ctx.settings, ctx.out, stages)
     ctx.task.check_models(ctx, stages)  # decodes the data too, which validates every image and label file
+    if "export" in stages:
+        check_goal_split(ctx.settings, ctx.data)
+
+
+def check_goal_split(settings: Settings, data: Any) -> None:
+    """An accuracy goal (edgekit/widen/) is judged on a labelled test split; the ranking reads the validation split."""
+    from edgekit.config import run_budgets
+
+    if (settings.max_drop is not None or "accuracy" in run_budgets(settings)) and "test" not in data.splits:
+        raise EdgekitError(f"an accuracy goal (--max-drop or an accuracy budget) needs a labelled test split; "
+                           f"{getattr(data, 'source', 'the data')} has only {', '.join(sorted(data.splits))}",
+                           "add a test/ split with labels, or drop --max-drop and the accuracy budget")
 
 
 def forced_stages(stages: list[str], force: bool, force_stage: str | None) -> set[str]:

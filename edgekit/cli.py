@@ -18,9 +18,9 @@ from rich.table import Table
 
 from edgekit.cli_options import (
     Data, Task, Images, TeacherFile, TeacherArch, Student, Width, Size, Temperature, Alpha, Epochs, QuantMethod,
-    Method, Io, Nproc, TrainDevice, SoftLabels, Target, Threads, Budget, DeviceOpt, Seed, Out, Config, Force,
+    Method, Io, MaxDrop, Nproc, TrainDevice, SoftLabels, Target, Threads, Budget, DeviceOpt, Seed, Out, Config, Force,
     ForceStage, Debug, SkipBad, LatencyMargin, Pretrained, StudentWeights, DryRun)
-from edgekit.config import Settings, build_settings, load_config_file
+from edgekit.config import Settings, build_settings, load_config_file, recorded_settings
 from edgekit.errors import EdgekitError, is_disk_full
 
 # typer 0.29 vendors click; its usage errors are typer's own classes.
@@ -38,7 +38,7 @@ def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads t
     def command(data: Data = None, task: Task = None, images: Images = None, teacher: TeacherFile = None, teacher_arch: TeacherArch = None,
                 student: Student = None, width: Width = None, size: Size = None, latency_margin: LatencyMargin = None,
                 pretrained: Pretrained = None, student_weights: StudentWeights = None, temperature: Temperature = None,
-                alpha: Alpha = None, epochs: Epochs = None, method: Method = None, quant_method: QuantMethod = None, io: Io = None,
+                alpha: Alpha = None, epochs: Epochs = None, method: Method = None, quant_method: QuantMethod = None, io: Io = None, max_drop: MaxDrop = None,
                 soft_label_cache: SoftLabels = None, nproc: Nproc = None, train_device: TrainDevice = None, target: Target = None,
                 threads: Threads = None, budget: Budget = None, device: DeviceOpt = None, seed: Seed = None, out: Out = Path("runs/default"), config: Config = None,
                 force: Force = False, force_stage: ForceStage = None, skip_bad_images: SkipBad = False,
@@ -51,7 +51,7 @@ def _stage_command(stages: list[str], doc: str):  # noqa: ANN202 - typer reads t
                  "teacher_arch": teacher_arch, "student": student, "width": width, "size": size,
                  "latency_margin": latency_margin, "pretrained": pretrained,
                  "student_weights": str(student_weights) if student_weights else None,
-                 "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method, "io": io,
+                 "temperature": temperature, "alpha": alpha, "epochs": epochs, "quant_method": quant_method, "io": io, "max_drop": max_drop,
                  "target": target, "threads": threads, "budget": budget or None, "device": device, "seed": seed,
                  "skip_bad_images": skip_bad_images or None}
         _run(stages, flags, out, config, force, force_stage=force_stage, dry_run=dry_run)
@@ -256,23 +256,8 @@ def benchmark(path: Annotated[Optional[Path], typer.Argument(help="A .tflite, .o
         _exit_1_on(failures)
         return
     run_dir = path or out or Path("runs/default")
-    recorded = _recorded_settings(run_dir)
+    recorded = recorded_settings(run_dir)
     _run(["benchmark"], flags, run_dir, config, force, recorded)
-
-
-def _recorded_settings(run_dir: Path) -> dict:
-    """The settings a run was exported and benchmarked with, so `edgekit benchmark RUN_DIR` needs no --data/--size
-    again and re-measures nothing unless an option changes (a config file and flags still win)."""
-    import json
-
-    recorded: dict = {}
-    for folder in ("artifacts", "benchmark"):
-        try:
-            params = json.loads((run_dir / folder / "stage.json").read_text(encoding="utf-8"))["params"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        recorded.update({k: v for k, v in params.items() if v is not None})
-    return recorded
 
 
 @app.command("predict")
@@ -327,7 +312,7 @@ def inspect(run_dir: Annotated[Path, typer.Argument(help="A run directory (the -
     from edgekit.layers.inspect_run import layer_files, layer_table, where_lines
 
     files = layer_files(run_dir, file)
-    settings = build_settings(_recorded_settings(run_dir), {})
+    settings = build_settings(recorded_settings(run_dir), {})
     from edgekit.layers.report import layer_report
     from edgekit.stages.context import StageContext
 

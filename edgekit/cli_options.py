@@ -24,6 +24,7 @@ Alpha = Annotated[Optional[float], typer.Option(help="Weight of the teacher term
 Epochs = Annotated[Optional[int], typer.Option(help="Epochs for every training stage (teacher, distill, QAT).")]
 QuantMethod = Annotated[Optional[str], typer.Option("--quant-method", help="qat (teacher-guided, default) or ptq.")]
 Method = Annotated[Optional[str], typer.Option("--method", help="Distillation: kd (default), dkd, fitnet, at, rkd, ensemble, progressive, self; combine with + (e.g. kd+at, ensemble+dkd, at:0.5+kd).")]
+MaxDrop = Annotated[Optional[float], typer.Option("--max-drop", help="INT8 files may score at most this many points below the FP32 student: the most sensitive layers are kept float until they do (at most a quarter of them).")]
 Io = Annotated[Optional[str], typer.Option("--io", help="INT8 .tflite input and output: uint8 (the raw RGB pixels of the resized image in, uint8 scores out, as MediaPipe and apps feed them), int8 (TFLite Micro) or auto (default: uint8 when the recipe has one mean and one std for all channels, int8 otherwise).")]
 Nproc = Annotated[Optional[int], typer.Option("--nproc", help="Train on N processes of this machine (DistributedDataParallel over gloo); for several machines run the command under torchrun instead.")]
 TrainDevice = Annotated[Optional[str], typer.Option("--train-device", help="Where the teacher and distill stages train: auto (a GPU per process when there are enough, else the CPU; default), cpu, cuda.")]

@@ -9,6 +9,7 @@ retrains a model.
 from __future__ import annotations
 
 import dataclasses
+import json
 import difflib
 import math
 import tomllib
@@ -84,6 +85,7 @@ class Settings:
     qat_epochs: int = 3
     qat_lr: float = 0.005
     calibration_batches: int = 16
+    calibration_images: int | None = None  # PTQ sample size; None: calibration_batches x batch_size
     # INT8 weights: full (-127..127) or reduced (7 bits, -63..63: onnxruntime's reduce_range, so that its
     # x86 U8S8 kernels without VNNI cannot saturate); auto is reduced when the target's CPU is x86
     weight_range: str = "auto"
@@ -91,6 +93,9 @@ class Settings:
     # INT8 .tflite input and output: uint8 (raw RGB pixels in, as apps and MediaPipe feed them) or int8 (TFLite
     # Micro); auto is uint8 whenever the recipe allows it (one mean and one std for all channels), int8 otherwise
     io: str = "auto"
+    # INT8 files may score at most this many points below the FP32 student: layers are kept float until they do
+    # (edgekit/widen/); an ``accuracy`` budget does the same with an absolute floor
+    max_drop: float | None = None
     # benchmark
     target: str = "rpi4"
     threads: int | None = None  # host threads for latency; None: the target's, capped at this host's cores
@@ -306,6 +311,9 @@ def validate(s: Settings) -> None:
     for key in ("teacher_lr", "distill_lr", "qat_lr"):
         if not (math.isfinite(getattr(s, key)) and getattr(s, key) > 0):
             raise EdgekitError(f"{key} must be a positive number, got {getattr(s, key)}", f"set {key} to e.g. 0.05")
+    if s.max_drop is not None and not (math.isfinite(s.max_drop) and 0 <= s.max_drop <= 100):
+        raise EdgekitError(f"--max-drop must be between 0 and 100 points, got {s.max_drop:g}",
+                           "pass how many points below the FP32 student an INT8 file may score, e.g. --max-drop 0.5")
     if not (math.isfinite(s.latency_margin) and s.latency_margin >= 0):
         raise EdgekitError(f"--latency-margin must be a number >= 0, got {s.latency_margin}",
                            "pass 1 to charge the estimate's whole band (default), 0 for none")
@@ -316,6 +324,9 @@ def validate(s: Settings) -> None:
         candidates_from_config(s.candidates, 32, ("tiny_detector",) if s.task == "detect" else STUDENTS)
     if s.pretrained is not None and not s.pretrained.strip():
         raise EdgekitError("--pretrained is empty", "pass DEFAULT or a torchvision weights name such as IMAGENET1K_V1")
+    if s.calibration_images is not None and s.calibration_images < 1:
+        raise EdgekitError(f"calibration_images must be at least 1, got {s.calibration_images}",
+                           "set calibration_images to 1 or more, or leave it out (calibration_batches x batch_size)")
     if s.calibration_batches < 1:
         raise EdgekitError(f"calibration_batches must be at least 1, got {s.calibration_batches}",
                            "set calibration_batches to 1 or more")
@@ -382,3 +393,18 @@ def validate(s: Settings) -> None:
 
 def as_dict(settings: Settings) -> dict[str, Any]:
     return dataclasses.asdict(settings)
+
+
+def recorded_settings(run_dir: Path) -> dict[str, Any]:
+    """The settings a run was exported and benchmarked with, so `edgekit benchmark RUN_DIR` needs no --data/--size
+    again and re-measures nothing unless an option changes (a config file and flags still win). Values a stage
+    derives (the export stage's ``accuracy_budget``, from the budgets) are not settings and are left out."""
+    names = {f.name for f in fields(Settings)}
+    recorded: dict[str, Any] = {}
+    for folder in ("artifacts", "benchmark"):
+        try:
+            params = json.loads((run_dir / folder / "stage.json").read_text(encoding="utf-8"))["params"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        recorded.update({k: v for k, v in params.items() if v is not None and k in names})
+    return recorded

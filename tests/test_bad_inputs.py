@@ -338,6 +338,11 @@ CASES = [
                                                "--budget", "latency_ms=5"), ("mobilenet_v9", "mobilenet_v2")),
     Case("candidates-unknown-key", _config('[[candidates]]\narch = "mobilenet_v2"\nwidth = [1.0]\n'), ("'width'", "widths")),
     Case("latency-margin-negative", _flags("--latency-margin", "-1"), ("latency-margin",)),
+    # the accuracy goal's fallback (issue 21)
+    Case("max-drop-negative", _flags("--max-drop", "-1"), ("--max-drop", "between 0 and 100")),
+    Case("max-drop-over-100", _flags("--max-drop", "101"), ("--max-drop", "between 0 and 100")),
+    Case("max-drop-without-test-split", _yolo("0 0.5 0.5 0.5 0.5\n", extra=("--max-drop", "1")),
+         ("needs a labelled test split", "train, val")),
     Case("student-auto-with-student-weights", _flags("--student", "auto", "--student-weights", "w.safetensors"),
          ("--student-weights", "--student auto")),
     Case("student-weights-missing", _flags("--student-weights", "gone.safetensors"), ("gone.safetensors", "does not exist")),

@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"quantize", "export"},
     {"estimate"},
     {"bench", "choose", "layers"},  # measurements, budgets, reports; the student choice; per-layer INT8 error
+    {"widen"},                    # layers kept float for an accuracy goal (reads the per-layer error)
     {"distill"},
     {"detect"},                   # detection building blocks
     {"config"},

@@ -22,8 +22,8 @@ EXPECTED = {
                            "teacher_layers", "student_layers", "assistants", "generations", "pretrained",
                            "student_weights"},
     "quantize": TRAINING | {"temperature", "alpha", "quant_method", "qat_epochs", "qat_lr", "calibration_batches",
-                         "weight_range"},
-    "export": DATA | {"io"},
+                         "calibration_images", "weight_range"},
+    "export": DATA | {"io", "max_drop", "accuracy_budget"},  # the accuracy goal decides which layers stay float
     "benchmark": DATA | {"target", "threads", "latency_runs", "latency_seconds"},
 }
 

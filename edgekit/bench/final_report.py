@@ -23,6 +23,7 @@ from edgekit.bench.report_md import render_markdown
 from edgekit.estimate.target_profiles import load_target
 from edgekit.bench.threads import thread_counts
 from edgekit.estimate.target_estimate import calibrate, estimate
+from edgekit.bench.kept_float_section import goal_failures, kept_float_section
 from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 
 REPORT_SCHEMA = "edgekit.report/1"
@@ -117,9 +118,11 @@ def _snippets(out: Path, report: dict[str, Any]) -> dict[str, tuple[str, str, st
 def finalize_run(out: Path, measurements_path: Path, target: str, threads: int | None, budget_items: list[str],
                  device_results: dict[str, dict[str, Any]] | None = None, choice_record: dict[str, Any] | None = None,
                  run_student: tuple[str, float, int] | None = None,
-                 layers: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+                 layers: dict[str, Any] | None = None,
+                 kept_float: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
     """``choice_record``: the student choice made before training, reported when ``run_student`` (arch, width,
-    size of the trained student) is the one it chose. ``layers``: benchmark/layers.json."""
+    size of the trained student) is the one it chose. ``layers``: benchmark/layers.json. ``kept_float``: the
+    export stage's accuracy-goal record (edgekit/widen/)."""
     profile = load_target(target)
     measurements = json.loads(measurements_path.read_text(encoding="utf-8"))
     report = assemble(measurements, profile, thread_counts(threads, profile).target, budget_items, device_results)
@@ -129,4 +132,8 @@ def finalize_run(out: Path, measurements_path: Path, target: str, threads: int |
     summary = layers_summary(layers)
     if summary:
         report["layers"] = summary
-    return report, write_reports(out, report)
+    kept = kept_float_section(kept_float, report["artifacts"], calibrate(profile),
+                              thread_counts(threads, profile).target)
+    if kept:
+        report["kept_float"] = kept
+    return report, write_reports(out, report) + goal_failures(kept, report["artifacts"])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bench.choice_section import HEADER, after_training_line, choice_rows, choice_title
+from edgekit.bench.kept_float_section import kept_float_lines
 from edgekit.bench.layers_section import WORST_HEADER, layers_intro, worst_rows
 from edgekit.bench.report_md import artifact_header, artifact_rows, failed_files, metric_cell, metric_name
 from edgekit.pipeline.atomic import write_text_atomic
@@ -136,6 +137,14 @@ def _layers(report: dict[str, Any]) -> str:
             + _table(list(WORST_HEADER), worst_rows(section)))
 
 
+def _kept_float(report: dict[str, Any]) -> str:
+    lines = kept_float_lines(report.get("kept_float"))
+    if not lines:
+        return ""
+    return f"<h2>{html.escape(lines[0].lstrip('# '))}</h2>" + "".join(
+        f"<p>{html.escape(line).replace('`', '')}</p>" for line in lines[1:])
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -212,6 +221,7 @@ def render_html(report: dict[str, Any], snippets: dict[str, tuple[str, str, str]
 {_calibration(report)}
 {models}
 {_choice(report)}
+{_kept_float(report)}
 {_layers(report)}
 {stages}
 <h2>Versions</h2><p>{html.escape(', '.join(f'{k} {v}' for k, v in report['versions'].items()))}</p>

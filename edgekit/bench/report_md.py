@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgekit.bench.choice_section import HEADER, after_training_line, choice_rows, choice_title
+from edgekit.bench.kept_float_section import kept_float_lines
 from edgekit.bench.layers_section import WORST_HEADER, layers_intro, worst_rows
 from edgekit.export.guarded import FAILED_TO
 
@@ -180,6 +181,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         *_estimate_section(report),
         *_models_section(report),
         *_choice_section(report),
+        *kept_float_lines(report.get("kept_float")),
         *_layers_section(report),
     ]
     if "stages" in report:

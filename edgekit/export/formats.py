@@ -39,6 +39,7 @@ class FileJob:
     io: str  # an INT8 .tflite's input and output: "uint8" (raw pixels) or "int8"
     metadata: dict[str, Any]  # ONNX metadata_props, a .pte's constant method (the recipe); a .tflite gets its
                               # metadata once its I/O is known
+    float_layers: bool = False  # the INT8 graph keeps some layers float (quantize/keep_float.py)
 
 
 Writer = Callable[[torch.nn.Module, FileJob], None]
@@ -49,7 +50,7 @@ def write_onnx(model: torch.nn.Module, job: FileJob) -> None:
 
 
 def write_tflite(model: torch.nn.Module, job: FileJob) -> None:
-    export_tflite(model, job.example, job.path, int8=job.int8)
+    export_tflite(model, job.example, job.path, int8=job.int8, float_layers=job.float_layers)
     if job.int8 and job.io == "uint8":
         raw_pixel_io(job.path, list(job.spec.mean), list(job.spec.std))
 

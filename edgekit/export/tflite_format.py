@@ -6,11 +6,13 @@ read back with any flatbuffer reader; labels.txt and preprocess.json also sit be
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
-import flatbuffers
 import torch
 
+from edgekit.export.tflite_flatbuffer import read_model, write_model
+from edgekit.export.tflite_strict_qdq import int8_edges, strict_qdq
 from edgekit.runtime.quiet import quiet_fds
 
 METADATA_NAME = "edgekit.preprocess"
@@ -23,22 +25,29 @@ def _int8_quant_config():  # noqa: ANN202 - litert-torch types
     return QuantConfig(pt2e_quantizer=PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True)))
 
 
-def export_tflite(model: torch.nn.Module, example_nchw: torch.Tensor, path: Path, *, int8: bool) -> None:
-    """``model`` takes NCHW; the file takes NHWC (``to_channel_last_io``). ``int8``: a fold_quantize=False graph."""
+def export_tflite(model: torch.nn.Module, example_nchw: torch.Tensor, path: Path, *, int8: bool,
+                  float_layers: bool = False) -> None:
+    """``model`` takes NCHW; the file takes NHWC (``to_channel_last_io``). ``int8``: a fold_quantize=False graph;
+    ``float_layers``: it has layers kept float (quantize/keep_float.py), which stay float in the file
+    (tflite_strict_qdq.py)."""
+    mixed = int8 and float_layers
     with quiet_fds():  # importing the converter logs TensorFlow start-up lines
         import litert_torch
 
         nhwc = litert_torch.to_channel_last_io(model, args=[0])
         example = example_nchw.permute(0, 2, 3, 1).contiguous()
-        converted = litert_torch.convert(nhwc, (example,), quant_config=_int8_quant_config() if int8 else None)
+        with strict_qdq() if mixed else contextlib.nullcontext():
+            converted = litert_torch.convert(nhwc, (example,), quant_config=_int8_quant_config() if int8 else None)
         converted.export(str(path))
+    if mixed:
+        int8_edges(path)
 
 
 def embed_metadata(path: Path, name: str, payload: bytes) -> None:
     """Append a named metadata buffer to a .tflite file (rewritten in place through a temporary file)."""
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromPackedBuf(bytearray(Path(path).read_bytes()), 0)
+    model = read_model(path)
     buffer = schema.BufferT()
     buffer.data = list(payload)
     model.buffers.append(buffer)
@@ -46,17 +55,11 @@ def embed_metadata(path: Path, name: str, payload: bytes) -> None:
     entry.name = name
     entry.buffer = len(model.buffers) - 1
     model.metadata = [m for m in (model.metadata or []) if m.name != name] + [entry]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    tmp = Path(path).with_suffix(".tflite.tmp")
-    tmp.write_bytes(builder.Output())
-    tmp.replace(path)
+    write_model(model, path)
 
 
 def read_metadata(path: Path, name: str) -> bytes | None:
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(bytearray(Path(path).read_bytes()), 0)
+    model = read_model(path)
     for entry in model.metadata or []:
         if (entry.name.decode() if isinstance(entry.name, bytes) else entry.name) == name:
             return bytes(bytearray(model.buffers[entry.buffer].data))

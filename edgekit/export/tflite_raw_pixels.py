@@ -16,9 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import flatbuffers
-
 from edgekit.errors import EdgekitError
+from edgekit.export.tflite_flatbuffer import move_signature_tensors, read_model, write_model
 
 # QUANTIZE reads uint8 and writes int8 (or the reverse) from operator version 2 on (TFLite's op_version.cc).
 QUANTIZE_VERSION = 2
@@ -86,7 +85,7 @@ def raw_pixel_io(path: Path, mean: list[float], std: list[float]) -> None:
     """Rewrite an int8-in, int8-out ``.tflite`` in place to uint8 in (raw pixels) and uint8 out."""
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromPackedBuf(bytearray(Path(path).read_bytes()), 0)
+    model = read_model(path)
     if len(model.subgraphs) != 1:
         raise ValueError(f"expected one subgraph, found {len(model.subgraphs)}")
     graph = model.subgraphs[0]
@@ -108,11 +107,5 @@ def raw_pixel_io(path: Path, mean: list[float], std: list[float]) -> None:
         graph.tensors.append(_uint8_twin(schema, tensor, q.scale[0], q.zeroPoint[0] + 128))
         moved[index] = graph.outputs[position] = len(graph.tensors) - 1
         graph.operators.append(_quantize_op(schema, opcode, index, moved[index]))
-    for signature in model.signatureDefs or []:
-        for entry in (signature.inputs or []) + (signature.outputs or []):
-            entry.tensorIndex = moved.get(entry.tensorIndex, entry.tensorIndex)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    tmp = Path(path).with_suffix(".tflite.tmp")
-    tmp.write_bytes(builder.Output())
-    tmp.replace(path)
+    move_signature_tensors(model, moved)
+    write_model(model, path)

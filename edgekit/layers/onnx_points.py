@@ -15,6 +15,7 @@ import numpy as np
 
 from edgekit.layers.file_match import match_layers
 from edgekit.layers.torch_points import Layer
+from edgekit.runtime.ort_session import open_session
 from edgekit.runtime.runners import prepare_input
 
 COMPUTE = {"Conv", "Gemm", "MatMul"}
@@ -48,7 +49,6 @@ def onnx_layer_outputs(path: Path, entry: dict[str, Any], layers: list[Layer],
                        x_nchw: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """module path -> the layer's output in the file (float, NCHW) for the batch, and the tensor name of each."""
     import onnx
-    import onnxruntime as ort
 
     model = onnx.load(str(path))
     constants = _constants(model)
@@ -80,9 +80,7 @@ def onnx_layer_outputs(path: Path, entry: dict[str, Any], layers: list[Layer],
         if name not in graph_outputs:
             model.graph.output.append(onnx.ValueInfoProto(name=name))
             graph_outputs.add(name)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = open_session(model.SerializeToString())
     wanted = list(dict.fromkeys(names.values()))
     raw = dict(zip(wanted, session.run(wanted, {entry["input"]: prepare_input(entry, x_nchw)})))
     values = {}

@@ -18,6 +18,7 @@ from edgekit.layers.torch_points import (Layer, attach_fp32_points, fp32_outputs
 from edgekit.pipeline.runner import read_stage, stage_dir
 from edgekit.quantize import pt2e
 from edgekit.quantize.converted_cache import converted_graph
+from edgekit.quantize.keep_float import keep_float
 from edgekit.quantize.saved_graph import load_prepared_module
 from edgekit.registry import FORMATS, format_of, load
 
@@ -62,10 +63,14 @@ def layer_report(out: Path, task: Any, images: torch.Tensor, files: list[str] | 
     started = time.perf_counter()
     distill_dir, quantize_dir, export_dir = (stage_dir(out, s) for s in ("distill", "quantize", "export"))
     size = int(images.shape[-1])
-    converted = converted_graph(quantize_dir, lambda: pt2e.convert(
-        load_prepared_module(task.load_student(distill_dir), quantize_dir, size)))
+    student = task.load_student(distill_dir)  # prepare() works on a copy, so one load serves both graphs
+    converted = converted_graph(quantize_dir, lambda: pt2e.convert(load_prepared_module(student, quantize_dir, size)))
+    export = read_stage(out, "export")["result"]
+    kept = (export.get("kept_float") or {}).get("kept_float") or []
+    if kept:  # the files' graph: those layers run in float and are left out of the comparison
+        converted = keep_float(converted, kept)
     layers = int8_layers(converted)
-    fp32_graph = pt2e.capture(task.load_student(distill_dir), images[:2], train=False)
+    fp32_graph = pt2e.capture(student, images[:2], train=False)
     attach_fp32_points(fp32_graph, layers)
     fp32 = fp32_outputs(fp32_graph, layers, images)
     int8 = int8_outputs(converted, layers, images)
@@ -75,9 +80,9 @@ def layer_report(out: Path, task: Any, images: torch.Tensor, files: list[str] | 
         "layers": [{"layer": la.path, "kind": la.kind, "upstream": la.upstream} for la in layers],
         "files": [_summary(PYTORCH_INT8, "int8", _rows(layers, int8, fp32, None,
                                                        own_references(fp32_graph, layers, int8, images)))],
-        "not_compared": []}
+        "not_compared": [], "kept_float": kept}
     entries = json.loads((export_dir / PREPROCESS_FILE).read_text(encoding="utf-8"))["artifacts"]
-    for art in read_stage(out, "export")["result"]["artifacts"]:
+    for art in export["artifacts"]:
         name = art["name"]
         if art["status"] != "ok" or (files is not None and name not in files):
             continue

@@ -21,6 +21,8 @@ ACTIVATIONS = {"aten.hardtanh.default", "aten.hardtanh_.default", "aten.relu.def
 BATCH_NORMS = {"aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default"}
 QUANTIZE = "quantized_decomposed.quantize_per_tensor.default"
 QUANTIZE_WEIGHT = "quantized_decomposed.quantize_per_channel.default"
+DEQUANTIZE_WEIGHT = "quantized_decomposed.dequantize_per_channel.default"
+DEQUANTIZE = "quantized_decomposed.dequantize_per_tensor.default"
 
 
 @dataclass
@@ -71,8 +73,9 @@ def int8_layers(converted: torch.nn.Module) -> list[Layer]:
     layers: list[Layer] = []
     for node in converted.graph.nodes:
         kind = COMPUTE.get(str(node.target)) if node.op == "call_function" else None
-        if kind is None:
-            continue
+        if kind is None or str(getattr(node.args[1], "target", "")) != DEQUANTIZE_WEIGHT \
+                or str(getattr(node.args[0], "target", "")) != DEQUANTIZE:
+            continue  # not a layer, or one kept float or reading one's float output (quantize/keep_float.py)
         weight = _int8_weight(node, converted)
         if kind == "conv" and len(node.args) > 6 and node.args[6] != 1 and node.args[6] == weight.shape[0]:
             kind = "depthwise"

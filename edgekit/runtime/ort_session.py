@@ -16,8 +16,9 @@ from typing import Any
 SESSION_CONFIG: dict[str, str] = {}
 
 
-def open_session(path: Path | str, threads: int | None = None, profile_prefix: str | None = None) -> Any:
-    """An ``onnxruntime.InferenceSession`` on the CPU, quiet, ``threads`` intra-op threads (None: ORT's choice)."""
+def open_session(path: Path | str | bytes, threads: int | None = None, profile_prefix: str | None = None) -> Any:
+    """An ``onnxruntime.InferenceSession`` on the CPU, quiet, ``threads`` intra-op threads (None: ORT's choice);
+    ``path`` may also be a serialized model (a graph edgekit changed in memory)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -30,4 +31,5 @@ def open_session(path: Path | str, threads: int | None = None, profile_prefix: s
     if profile_prefix is not None:
         opts.enable_profiling = True
         opts.profile_file_prefix = profile_prefix
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])

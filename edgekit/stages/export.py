@@ -25,9 +25,11 @@ from edgekit.pipeline.atomic import write_json_atomic, write_text_atomic
 from edgekit.pipeline.runner import read_stage, run_stage, stage_dir
 from edgekit.quantize import pt2e
 from edgekit.quantize.converted_cache import converted_graph
+from edgekit.quantize.keep_float import keep_float
+from edgekit.widen.run import keep_float_for_goal, widen_line
 from edgekit.stages.context import StageContext
 
-VERSION = "5"  # 2: int8 initializers not shared between nodes; session_config in preprocess.json. 3: one chain for every task; detection ONNX files carry the recipe. 4: standard TFLite metadata and labels inside; INT8 .tflite takes raw uint8 pixels (--io). 5: INT8 ONNX activations uint8 (onnx_uint8_activations.py). 5: ExecuTorch .pte files
+VERSION = "6"  # 2: int8 initializers not shared between nodes; session_config in preprocess.json. 3: one chain for every task; detection ONNX files carry the recipe. 4: standard TFLite metadata and labels inside; INT8 .tflite takes raw uint8 pixels (--io). 5: INT8 ONNX activations uint8 (onnx_uint8_activations.py). 5: ExecuTorch .pte files. 6: layers kept float for an accuracy goal (edgekit/widen/)
 PARITY_IMAGES = 64
 
 
@@ -40,11 +42,17 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
     def body(folder: Path) -> dict[str, Any]:
         spec, classes = ctx.spec, ctx.data.classes
-        int8 = converted_graph(quantize_dir, lambda: pt2e.convert(
-            load_prepared_module(task.load_student(distill_dir), quantize_dir, s.size)))
-        models = {"fp32": task.load_student(distill_dir), "int8": int8, "int8_folded": pt2e.fold_weights(int8)}
+        student = task.load_student(distill_dir)
+        int8 = converted_graph(quantize_dir, lambda: pt2e.convert(load_prepared_module(student, quantize_dir, s.size)))
         reference = {"fp32": load_outputs(distill_dir), "int8": load_outputs(quantize_dir)}
         x_parity = ctx.eval_images()[:PARITY_IMAGES]
+        widened = keep_float_for_goal(ctx, int8, student)
+        if widened is not None:
+            ctx.console.print(widen_line(widened))
+        if widened and widened["kept_float"]:
+            int8 = keep_float(int8, widened["kept_float"])
+            reference["int8"] = task.outputs(int8, x_parity)  # the files' own graph, not the integer one
+        models = {"fp32": student, "int8": int8, "int8_folded": pt2e.fold_weights(int8)}
         extra = task.document_extra(classes)
         entries: dict[str, dict[str, Any]] = {}
         results: list[dict[str, Any]] = []
@@ -54,7 +62,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
                                                                     planned_entry(art["format"], task.output_names),
                                                                     extra)}
                 write_file(art, models, FileJob(path, x_parity[:1], spec, list(task.output_names),
-                                                art["precision"] == "int8", s.io, metadata))
+                                                art["precision"] == "int8", s.io, metadata,
+                                                float_layers=bool(widened and widened["kept_float"])))
                 entry = task.io_entry(path, classes)
                 entry["input_feed"] = input_feed(entry)
                 if art["format"] == "tflite":
@@ -71,7 +80,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         entries = {r["name"]: entries[r["name"]] for r in results if r["status"] == "ok"}  # no recipe for a failed file
         write_text_atomic(folder / LABELS_FILE, labels_text(classes))
         write_json_atomic(folder / PREPROCESS_FILE, preprocess_document(spec, entries, extra))
-        return {"artifacts": results, FAILED_FILES: failed_names(results)}
+        return {"artifacts": results, FAILED_FILES: failed_names(results), "kept_float": widened}
 
     return run_stage("export", VERSION, s.fingerprint(), inputs, ctx.out, body,
                      force=ctx.force or retry_failed(ctx.out, "export", ctx.console), console=ctx.console)

@@ -46,7 +46,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
             pt2e.to_eval(prepared)
             images = len(x) * s.qat_epochs
         else:
-            calibration = calibrate(prepared, x, images=s.calibration_batches * s.batch_size,
+            sample = s.calibration_images or s.calibration_batches * s.batch_size
+            calibration = calibrate(prepared, x, images=sample,
                                     batch_size=s.batch_size, seed=s.seed, labels=task.calibration_labels(ctx))
             images = calibration["images"]
         save_file({k: v.detach().contiguous().clone() for k, v in prepared.state_dict().items()},

@@ -36,6 +36,14 @@ def _layers(folder: Path) -> dict[str, Any] | None:
         return None
 
 
+def _kept_float(ctx: StageContext) -> dict[str, Any] | None:
+    """The export stage's accuracy-goal record (layers kept float), when the run set a goal."""
+    try:
+        return read_stage(ctx.out, "export")["result"].get("kept_float")
+    except (EdgekitError, KeyError, TypeError):
+        return None
+
+
 def run(ctx: StageContext) -> dict[str, Any]:
     ctx = ctx.for_stage("benchmark")
     s = ctx.settings
@@ -55,7 +63,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 device_results[a["name"]] = measure_on_device(device, stage_dir(ctx.out, "export") / a["name"], threads,
                                                               runs=s.latency_runs)
     report, failures = finalize_run(ctx.out, folder / MEASUREMENTS, s.target, s.threads, s.budget, device_results,
-                                    read_choice(ctx.out), _run_student(ctx), _layers(folder))
+                                    read_choice(ctx.out), _run_student(ctx), _layers(folder), _kept_float(ctx))
     for a in report["artifacts"]:
         est = a.get("target_estimate")
         if est:

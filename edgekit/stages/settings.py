@@ -117,6 +117,7 @@ class QuantizeSettings(TrainingSettings):
     qat_epochs: int
     qat_lr: float
     calibration_batches: int
+    calibration_images: int | None
     weight_range: str
     method: str = not_fingerprinted("QAT learns by kd whatever --method is; the report names it")
 
@@ -126,6 +127,10 @@ class QuantizeSettings(TrainingSettings):
 @dataclass(frozen=True)
 class ExportSettings(DataSettings):
     io: str
+    # the accuracy goal of the INT8 files (edgekit/widen/): points below the FP32 student, and the run's
+    # ``accuracy`` budget (flag, config or target profile); layers are kept float until the files meet it
+    max_drop: float | None = None
+    accuracy_budget: float | None = None
     stage: ClassVar[str] = "export"
 
 
@@ -154,7 +159,11 @@ def for_stage(settings: Settings | DataSettings, stage: str) -> DataSettings:
         return settings
     if not isinstance(settings, Settings):
         raise TypeError(f"the {stage} stage needs the run's Settings, not {type(settings).__name__}")
-    values = {f.name: getattr(settings, f.name) for f in fields(cls) if f.name != "record"}
+    values = {f.name: getattr(settings, f.name) for f in fields(cls) if f.name not in ("record", "accuracy_budget")}
+    if cls is ExportSettings:
+        from edgekit.config import run_budgets
+
+        values["accuracy_budget"] = run_budgets(settings).get("accuracy")
     if cls is BenchmarkSettings:
         values["record"] = dataclasses.asdict(settings)
     return cls(**values)
