@@ -95,6 +95,9 @@ def test_onnx_files_are_self_contained(out: Path) -> None:
         model = onnx.load(str(out / "artifacts" / name), load_external_data=False)
         for init in model.graph.initializer:
             assert init.data_location != onnx.TensorProto.EXTERNAL, f"{name}: {init.name} is stored outside"
+        # the exporter's per-node trace is not shipped (it was 42 % of the INT8 file); the recipe is
+        assert not any(node.metadata_props for node in model.graph.node), name
+        assert [p.key for p in model.metadata_props] == ["edgekit.preprocess"], name
 
 
 def test_every_stage_is_complete(out: Path) -> None:

@@ -28,6 +28,7 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, metad
                                     input_names=[INPUT_NAME], output_names=output_names or [OUTPUT_NAME],
                                     dynamic_shapes=({0: batch},), verbose=False)
     proto = program.model_proto
+    without_trace_metadata(proto.graph)
     own_int8_initializers(proto.graph)
     if int8:
         uint8_activations(proto)
@@ -37,6 +38,18 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, metad
         entry.value = value if isinstance(value, str) else json.dumps(value)
     onnx.checker.check_model(proto)
     onnx.save_model(proto, str(path), save_as_external_data=False)
+
+
+def without_trace_metadata(graph: onnx.GraphProto) -> int:
+    """Drop each node's ``metadata_props`` (the exporter's module stack and source trace of that node); returns the
+    bytes saved. They are debugging aids for the exporter's users, not for an app: in the digits student's INT8
+    file they were 387 KiB of its 892 KiB. The model's own metadata_props (the recipe) stay."""
+    saved = 0
+    for node in graph.node:
+        if node.metadata_props:
+            saved += sum(entry.ByteSize() for entry in node.metadata_props)
+            del node.metadata_props[:]
+    return saved
 
 
 def own_int8_initializers(graph: onnx.GraphProto) -> int:
