@@ -132,23 +132,28 @@ def tflite_call(path: Path):  # noqa: ANN201
     return call
 
 
-def measure_run(run: Path, work: Path) -> dict:
+def run_data(run: Path) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """A finished run's report, its test split (preprocessed NCHW, labels) and a seeded calibration sample of its
+    training images, preprocessed by the run's recipe."""
     import torch
 
     from edgekit.data.loading import load_image_data
     from edgekit.data.preprocess import PreprocessSpec
-    from edgekit.models.predictions import load_logits
 
     report = json.loads((run / "report.json").read_text(encoding="utf-8"))
     doc = json.loads((run / "artifacts" / "preprocess.json").read_text(encoding="utf-8"))
     spec = PreprocessSpec(size=tuple(doc["size"]), mean=tuple(doc["mean"]), std=tuple(doc["std"]))
     data = load_image_data(report["settings"]["data"], spec)
     images, labels = data.splits[data.eval_split]
-    x = spec.normalize(images).numpy()
-    labels = np.asarray(labels)
     train, _ = data.splits["train"]
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:CALIBRATION_IMAGES]
-    calibration = spec.normalize(train[pick]).numpy()
+    return report, spec.normalize(images).numpy(), np.asarray(labels), spec.normalize(train[pick]).numpy()
+
+
+def measure_run(run: Path, work: Path) -> dict:
+    from edgekit.models.predictions import load_logits
+
+    report, x, labels, calibration = run_data(run)
     artifacts = run / "artifacts"
     peer = work / "model_int8_quantize_static.onnx"
     peer_quantize(artifacts / "model_fp32.onnx", peer, calibration)

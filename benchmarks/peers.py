@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from app_clients import run_arguments, stamp, write_results  # noqa: E402 - sibling scripts
-from onnx_int8_peer import CALIBRATION_IMAGES, interleaved_p50, onnx_call, peer_quantize, session  # noqa: E402
+from onnx_int8_peer import interleaved_p50, onnx_call, peer_quantize, run_data, session  # noqa: E402
 
 GOAL_POINTS = 0.5
 
@@ -87,22 +87,8 @@ def tflite_call(path: Path, x_nhwc: np.ndarray):  # noqa: ANN201
 
 
 def measure(run: Path, work: Path) -> dict:
-    import torch
-
-    from edgekit.data.loading import load_image_data
-    from edgekit.data.preprocess import PreprocessSpec
-
-    report = json.loads((run / "report.json").read_text(encoding="utf-8"))
-    doc = json.loads((run / "artifacts" / "preprocess.json").read_text(encoding="utf-8"))
-    spec = PreprocessSpec(size=tuple(doc["size"]), mean=tuple(doc["mean"]), std=tuple(doc["std"]))
-    data = load_image_data(report["settings"]["data"], spec)
-    images, labels = data.splits[data.eval_split]
-    labels = np.asarray(labels)
-    x = spec.normalize(images).numpy()
+    report, x, labels, calibration = run_data(run)
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    train, _ = data.splits["train"]
-    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:CALIBRATION_IMAGES]
-    calibration = spec.normalize(train[pick]).numpy()
     artifacts = run / "artifacts"
     peers = {"onnxruntime quantize_static": work / "model_int8_quantize_static.onnx",
              "LiteRT quantizer (ai-edge-quantizer a8w8)": work / "model_int8_ai_edge_quantizer.tflite"}
