@@ -15,14 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgekit.quantize.keep_float import QUANTIZE, QUANTIZE_WEIGHT, is_integer, module_path
+
 COMPUTE = {"aten.conv2d.default": "conv", "aten.linear.default": "linear"}
 ACTIVATIONS = {"aten.hardtanh.default", "aten.hardtanh_.default", "aten.relu.default", "aten.relu_.default",
                "aten.relu6.default", "aten.clamp.default"}
 BATCH_NORMS = {"aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default"}
-QUANTIZE = "quantized_decomposed.quantize_per_tensor.default"
-QUANTIZE_WEIGHT = "quantized_decomposed.quantize_per_channel.default"
-DEQUANTIZE_WEIGHT = "quantized_decomposed.dequantize_per_channel.default"
-DEQUANTIZE = "quantized_decomposed.dequantize_per_tensor.default"
 
 
 @dataclass
@@ -39,11 +37,6 @@ class Layer:
     fp32_node: str = ""  # the last node of its chain in the FP32 graph
     fp32_weight: np.ndarray | None = None  # the FP32 student's weight (finds the layer in FP32 files)
     upstream: list[str] = field(default_factory=list)  # the layers whose outputs reach its input (none: the image)
-
-
-def _module_path(node: torch.fx.Node) -> str:
-    stack = node.meta.get("nn_module_stack") or {}
-    return list(stack.values())[-1][0] if stack else ""
 
 
 def _single_user(node: torch.fx.Node) -> torch.fx.Node | None:
@@ -73,8 +66,7 @@ def int8_layers(converted: torch.nn.Module) -> list[Layer]:
     layers: list[Layer] = []
     for node in converted.graph.nodes:
         kind = COMPUTE.get(str(node.target)) if node.op == "call_function" else None
-        if kind is None or str(getattr(node.args[1], "target", "")) != DEQUANTIZE_WEIGHT \
-                or str(getattr(node.args[0], "target", "")) != DEQUANTIZE:
+        if kind is None or not is_integer(node):
             continue  # not a layer, or one kept float or reading one's float output (quantize/keep_float.py)
         weight = _int8_weight(node, converted)
         if kind == "conv" and len(node.args) > 6 and node.args[6] != 1 and node.args[6] == weight.shape[0]:
@@ -86,7 +78,7 @@ def int8_layers(converted: torch.nn.Module) -> list[Layer]:
         quant = next((u for u in point.users if str(u.target) == QUANTIZE), None)
         if quant is None:  # a float layer (kept wider): nothing quantized to compare
             continue
-        layers.append(Layer(_module_path(node), kind, weight, chain, quant.name,
+        layers.append(Layer(module_path(node), kind, weight, chain, quant.name,
                             float(quant.args[1]), int(quant.args[2])))
         layers[-1].upstream = _upstream(node.args[0], {lay.int8_node: lay.path for lay in layers[:-1]})
     return layers
@@ -109,7 +101,7 @@ def _upstream(start: torch.fx.Node, outputs: dict[str, str]) -> list[str]:
 
 def attach_fp32_points(fp32_graph: torch.nn.Module, layers: list[Layer]) -> None:
     """Set each layer's ``fp32_node``: its module's conv/linear node, then batch norm and the same activations."""
-    compute = {_module_path(n): n for n in fp32_graph.graph.nodes
+    compute = {module_path(n): n for n in fp32_graph.graph.nodes
                if n.op == "call_function" and str(n.target) in COMPUTE}
     for layer in layers:
         point = compute[layer.path]

@@ -30,7 +30,8 @@ FUSED = {"aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.d
          "aten.relu6.default", "aten.clamp.default"}
 
 
-def _module_path(node: torch.fx.Node) -> str:
+def module_path(node: torch.fx.Node) -> str:
+    """The module a node of an exported graph was traced from (``nn_module_stack``), "" at the top."""
     stack = node.meta.get("nn_module_stack") or {}
     return list(stack.values())[-1][0] if stack else ""
 
@@ -59,9 +60,10 @@ def _output_quantize(node: torch.fx.Node) -> tuple[torch.fx.Node, torch.fx.Node]
     return (point, quant) if quant is not None else None
 
 
-def quantized_layers(converted: torch.nn.Module) -> list[str]:
-    """Module paths of the layers whose weights are quantized, in execution order."""
-    return [_module_path(n) for n in _compute_nodes(converted) if _float_weight(n) is not None]
+def is_integer(node: torch.fx.Node) -> bool:
+    """A conv/linear node that runs integer: quantized weights and a dequantized (int8) input."""
+    return (str(getattr(node.args[1], "target", "")) == DEQUANTIZE_WEIGHT
+            and str(getattr(node.args[0], "target", "")) == DEQUANTIZE)
 
 
 def keep_float(converted: torch.nn.Module, paths: list[str]) -> torch.nn.Module:
@@ -70,7 +72,7 @@ def keep_float(converted: torch.nn.Module, paths: list[str]) -> torch.nn.Module:
     graph_module = copy.deepcopy(converted)
     found = set()
     for node in _compute_nodes(graph_module):
-        path = _module_path(node)
+        path = module_path(node)
         weight = _float_weight(node) if path in wanted else None
         if weight is None:
             continue
@@ -85,9 +87,8 @@ def keep_float(converted: torch.nn.Module, paths: list[str]) -> torch.nn.Module:
     if missing:
         raise ValueError(f"no quantized layer at {sorted(missing)}")
     for node in _compute_nodes(graph_module):  # the layers now reading a float input
-        reads_float = str(getattr(node.args[0], "target", "")) != DEQUANTIZE
         weight = _float_weight(node)
-        if reads_float and weight is not None:
+        if weight is not None and not is_integer(node):
             node.replace_input_with(node.args[1], weight)
     graph_module.graph.eliminate_dead_code()
     graph_module.recompile()

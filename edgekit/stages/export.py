@@ -47,10 +47,11 @@ def run(ctx: StageContext) -> dict[str, Any]:
         reference = {"fp32": load_outputs(distill_dir), "int8": load_outputs(quantize_dir)}
         x_parity = ctx.eval_images()[:PARITY_IMAGES]
         widened = keep_float_for_goal(ctx, int8, student)
+        kept = widened["kept_float"] if widened else []
         if widened is not None:
             ctx.console.print(widen_line(widened))
-        if widened and widened["kept_float"]:
-            int8 = keep_float(int8, widened["kept_float"])
+        if kept:
+            int8 = keep_float(int8, kept)
             reference["int8"] = task.outputs(int8, x_parity)  # the files' own graph, not the integer one
         models = {"fp32": student, "int8": int8, "int8_folded": pt2e.fold_weights(int8)}
         extra = task.document_extra(classes)
@@ -63,7 +64,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
                                                                     extra)}
                 write_file(art, models, FileJob(path, x_parity[:1], spec, list(task.output_names),
                                                 art["precision"] == "int8", s.io, metadata,
-                                                float_layers=bool(widened and widened["kept_float"])))
+                                                float_layers=bool(kept)))
                 entry = task.io_entry(path, classes)
                 entry["input_feed"] = input_feed(entry)
                 if art["format"] == "tflite":

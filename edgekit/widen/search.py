@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-
-TOLERANCE = 1e-9  # scores are fractions of whole images: equal to the goal up to float rounding meets it
+from edgekit.bench.kept_float_section import TOLERANCE
 
 
 @dataclass

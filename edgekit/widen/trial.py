@@ -4,6 +4,7 @@ and the benchmark scores them: LiteRT on the file, the task's metric on a split.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,18 +33,25 @@ class TrialFiles:
         self.folder = Path(tempfile.mkdtemp(prefix="edgekit-widen-"))
         self.example = ctx.eval_images()[:1]
         self.student = student
-        self.built = 0
         self.integer_file: dict[str, Any] = {}  # bytes and operator summary of the fully integer .tflite
+        self._files: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}
         self._scores: dict[tuple[str, tuple[str, ...]], float] = {}
 
+    @property
+    def built(self) -> int:
+        return len(self._files)
+
     def build(self, kept: list[str]) -> tuple[Path, dict[str, Any]]:
-        path = self.folder / f"trial_{self.built}.tflite"
-        self.built += 1
-        graph = keep_float(self.converted, kept) if kept else self.converted
-        job = FileJob(path, self.example, self.ctx.spec, list(self.task.output_names), True, self.ctx.settings.io, {},
-                      float_layers=bool(kept))
-        write_file(TFLITE_INT8, {"int8": graph}, job)
-        return path, self.task.io_entry(path, self.ctx.data.classes)
+        """The file with ``kept`` float and its I/O entry, converted once per set of layers."""
+        key = tuple(sorted(kept))
+        if key not in self._files:
+            path = self.folder / f"trial_{len(self._files)}.tflite"
+            graph = keep_float(self.converted, kept) if kept else self.converted
+            job = FileJob(path, self.example, self.ctx.spec, list(self.task.output_names), True, self.ctx.settings.io,
+                          {}, float_layers=bool(kept))
+            write_file(TFLITE_INT8, {"int8": graph}, job)
+            self._files[key] = path, self.task.io_entry(path, self.ctx.data.classes)
+        return self._files[key]
 
     def score(self, split: str, kept: list[str]) -> float:
         """The task's metric (0..1) of the file with ``kept`` float, on ``split``, in LiteRT."""
@@ -52,7 +60,6 @@ class TrialFiles:
             path, entry = self.build(kept)
             outputs = open_runner(path, entry, threads=os.cpu_count()).outputs(self.ctx.images(split).numpy())
             self._scores[key] = self.task.score(self.ctx.data, split, outputs)[self.task.metric.key]
-            path.unlink()
         return self._scores[key]
 
     def layers_by_error(self, images: torch.Tensor) -> list[tuple[str, float]]:
@@ -64,14 +71,11 @@ class TrialFiles:
         values, _ = load(FORMATS["tflite"]["layers"])(path, entry, layers, images.numpy())
         own = own_references(fp32_graph, layers, values, images)
         self.integer_file = {"bytes": path.stat().st_size, "graph": summarize(graph_ops(path))}
-        path.unlink()
         ranked = [(layer.path, float(sqnr_db(own[layer.path], values[layer.path]))) for layer in layers]
         return sorted(ranked, key=lambda item: item[1])
 
     def close(self) -> None:
-        for leftover in self.folder.glob("*"):
-            leftover.unlink()
-        self.folder.rmdir()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def sample(images: torch.Tensor, count: int, seed: int) -> torch.Tensor:
