@@ -19,6 +19,7 @@ from torch.export import Dim
 
 from edgekit.pipeline.tensor_files import with_module_versions
 from edgekit.quantize.constant_channels import zero_constant_channels
+from edgekit.quantize.conv_kinds import present_conv_kinds_only
 from edgekit.quantize.fused_clamp import with_fused_clamps
 from edgekit.quantize.one_scale_per_tensor import without_requantization
 
@@ -59,7 +60,8 @@ def prepare(student: torch.nn.Module, example: torch.Tensor, method: Method,
     zero_constant_channels(student)  # else TFLite's int32 bias of such a channel is coarse (constant_channels.py)
     if method == "qat":
         without_dropout(student)
-        return prepare_qat_pt2e(capture(student, example, train=True), xnnpack_quantizer(True, weight_range))
+        with present_conv_kinds_only():
+            return prepare_qat_pt2e(capture(student, example, train=True), xnnpack_quantizer(True, weight_range))
     return prepare_pt2e(capture(student, example, train=False), xnnpack_quantizer(False, weight_range))
 
 
@@ -102,12 +104,13 @@ def rebuild_prepared(student: torch.nn.Module, example: torch.Tensor, method: Me
 def convert(prepared: torch.nn.Module) -> torch.nn.Module:
     """The integer model with Q/DQ around float weights (``fold_quantize=False``).
 
-    It feeds LiteRT and is the PyTorch INT8 reference. Conversion re-traces every conv-bn pattern and
-    takes tens of seconds, so it is done once; ``fold_weights`` derives the ONNX graph from it.
+    It feeds LiteRT and is the PyTorch INT8 reference. Conversion re-traces the conv-bn patterns of every conv
+    kind the graph has (seconds), so it is done once; ``fold_weights`` derives the ONNX graph from it.
     """
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    converted = convert_pt2e(copy.deepcopy(prepared), fold_quantize=False)
+    with present_conv_kinds_only():  # conv-bn folding traces patterns of absent conv kinds otherwise (conv_kinds.py)
+        converted = convert_pt2e(copy.deepcopy(prepared), fold_quantize=False)
     converted.training = False  # .eval() raises on a converted PT2E graph
     return converted
 
