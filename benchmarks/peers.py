@@ -3,13 +3,13 @@
 For a finished run: its FP32 student quantized by onnxruntime's ``quantize_static`` (from ``model_fp32.onnx``: QDQ,
 per channel, uint8 activations with ``reduce_range``, int8 weights) and by the LiteRT quantizer (ai-edge-quantizer,
 ``static_wi8_ai8`` from ``model_fp32.tflite``), both calibrated on the same seeded sample of the run's training
-images, against edgekit's ``model_int8.onnx`` and ``model_int8.tflite`` (teacher-guided QAT by default). Each file
+images, and by NNCF's QAT (benchmarks/nncf_peer.py: ``nncf.quantize`` on the same sample, then the run's QAT epochs
+with labels, ONNX through ``nncf.strip``), against edgekit's ``model_int8.onnx`` and ``model_int8.tflite``
+(teacher-guided QAT by default). Each file
 runs as an app opens it: a plain ``onnxruntime.InferenceSession(path)`` (1 thread) or the LiteRT interpreter with
 its default delegate (1 thread), on the whole test split; size on disk; host latency of one image, timed in
 interleaved rounds. The peers are benchmark extras (onnxruntime's quantizer ships with onnxruntime;
-ai-edge-quantizer comes with litert-torch), not runtime dependencies of edgekit.
-
-NNCF's QAT (the third peer the issue names) is not in this version.
+ai-edge-quantizer comes with litert-torch; NNCF: ``pip install -e '.[bench]'``), not runtime dependencies of edgekit.
 
     python benchmarks/peers.py --run DIR --name cifar10_budget [--run-command "edgekit compress ..."]
 
@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from app_clients import run_arguments, stamp, write_results  # noqa: E402 - sibling scripts
+from nncf_peer import nncf_qat  # noqa: E402
 from onnx_int8_peer import interleaved_p50, onnx_call, peer_quantize, run_data, session  # noqa: E402
 
 GOAL_POINTS = 0.5
@@ -91,7 +92,9 @@ def measure(run: Path, work: Path) -> dict:
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     artifacts = run / "artifacts"
     peers = {"onnxruntime quantize_static": work / "model_int8_quantize_static.onnx",
-             "LiteRT quantizer (ai-edge-quantizer a8w8)": work / "model_int8_ai_edge_quantizer.tflite"}
+             "LiteRT quantizer (ai-edge-quantizer a8w8)": work / "model_int8_ai_edge_quantizer.tflite",
+             "NNCF QAT (model_int8_nncf.onnx)": work / "model_int8_nncf.onnx"}
+    nncf = nncf_qat(run, report, calibration, peers["NNCF QAT (model_int8_nncf.onnx)"])
     peer_quantize(artifacts / "model_fp32.onnx", peers["onnxruntime quantize_static"], calibration)
     litert_quantize(artifacts / "model_fp32.tflite", peers["LiteRT quantizer (ai-edge-quantizer a8w8)"],
                     np.ascontiguousarray(calibration.transpose(0, 2, 3, 1)))
@@ -110,7 +113,7 @@ def measure(run: Path, work: Path) -> dict:
     for row in rows:
         row["p50_ms"] = p50[row["file"]]
     return {"student": report["students"][0].get("arch", "student"), "images": int(len(labels)),
-            "calibration_images": int(len(calibration)), "rows": rows}
+            "calibration_images": int(len(calibration)), "nncf": nncf, "rows": rows}
 
 
 def checks(result: dict) -> dict:
@@ -119,7 +122,9 @@ def checks(result: dict) -> dict:
     best_peer = max(peers, key=lambda r: r["accuracy"])
     ahead = 100 * (min(r["accuracy"] for r in ours) - best_peer["accuracy"])
     # size against the peer file of the same format (an .onnx and a .tflite store the same weights differently)
-    sizes = {r["runtime"]: r["bytes"] for r in peers}
+    sizes: dict[str, int] = {}
+    for r in peers:  # the smallest peer file of each format
+        sizes[r["runtime"]] = min(r["bytes"], sizes.get(r["runtime"], r["bytes"]))
     size_rows = [{"file": r["file"], "bytes": r["bytes"], "peer_bytes": sizes[r["runtime"]]} for r in ours]
     return {"ours_ahead_points": round(ahead, 2), "ahead_pass": ahead >= GOAL_POINTS, "best_peer": best_peer["file"],
             "sizes": size_rows, "size_pass": all(r["bytes"] <= r["peer_bytes"] for r in size_rows)}
@@ -132,7 +137,10 @@ def render(result: dict) -> str:
              f"Date: {result['date']}  ", f"Commit: {result['commit']}  ", f"Machine: {result['machine']}", "",
              f"Student {result['student']}; accuracy on the whole test split ({result['images']} images), each file in "
              f"its own runtime as an app opens it; peers calibrated on the same {result['calibration_images']} training "
-             "images; host latency of one image, 1 thread, interleaved rounds.", "",
+             "images; host latency of one image, 1 thread, interleaved rounds. NNCF QAT: "
+             f"{result['nncf']['epochs']} epochs with labels at lr {result['nncf']['lr']} on "
+             f"{result['nncf']['train_images']} training images (the run's QAT epochs and recipe; NNCF has no teacher), "
+             f"seconds {result['nncf']['seconds']}.", "",
              "| File | Runtime | Accuracy | KiB | Host ms p50 |", "|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['file']} | {r['runtime']} | {100 * r['accuracy']:.2f} % | {r['bytes'] / 1024:.0f} | "
@@ -141,7 +149,7 @@ def render(result: dict) -> str:
               f"{c['ours_ahead_points']:+.2f} points, {'PASS' if c['ahead_pass'] else 'MISS'}; at equal or smaller "
               f"size than the peer of the same format: {'PASS' if c['size_pass'] else 'MISS'} ("
               + ", ".join(f"{r['file']} {r['bytes'] / 1024:.0f} vs {r['peer_bytes'] / 1024:.0f} KiB" for r in c["sizes"])
-              + "). NNCF's QAT is not measured yet."]
+              + ")."]
     return "\n".join(lines) + "\n"
 
 
