@@ -101,3 +101,32 @@ def test_a_model_the_report_cannot_read_is_still_measured(tmp_path: Path, monkey
     layers = json.loads((tmp_path / "layers.json").read_text(encoding="utf-8"))
     assert layers["error"] == "RuntimeError: an operator no reader knows"
     assert "warning: no per-layer report: RuntimeError: an operator no reader knows" in log.getvalue()
+
+
+def test_own_references_leave_the_files_values_alone() -> None:
+    """A layer followed by an in-place op (MobileNetV3's hardswish_, a residual add_) must not have that op applied
+    to the file's values the report then compares (it did: -6 dB against FP32 for layers that were at 25 dB)."""
+    from edgekit.layers.torch_points import Layer, attach_fp32_points, own_references
+    from edgekit.quantize import pt2e
+
+    class Block(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.act = torch.nn.Hardswish(inplace=True)
+            self.proj = torch.nn.Conv2d(4, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.act(self.conv(x))
+            return self.proj(y).add_(y)
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8)
+    graph = pt2e.capture(Block(), x, train=False)
+    layers = [Layer(path, "conv", np.zeros(1), [], "", 1.0, 0) for path in ("conv", "proj")]
+    attach_fp32_points(graph, layers)
+    values = {"conv": np.full((2, 4, 8, 8), -1.0, np.float32), "proj": np.full((2, 4, 8, 8), 2.0, np.float32)}
+    before = {k: v.copy() for k, v in values.items()}
+    own_references(graph, layers, values, x)
+    for path in values:
+        assert np.array_equal(values[path], before[path]), path

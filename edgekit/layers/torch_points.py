@@ -151,7 +151,9 @@ class _Replayer(torch.fx.Interpreter):
         if path is None:
             return value
         self.seen[path] = value.detach().float().numpy().copy()
-        return torch.from_numpy(self.values[path]).to(value.dtype).reshape(value.shape)
+        # a copy: the graph's in-place ops after this point (hardswish_, add_) would otherwise write into the
+        # file's values, which the report then compares
+        return torch.tensor(self.values[path], dtype=value.dtype).reshape(value.shape)
 
 
 @torch.no_grad()
