@@ -17,6 +17,7 @@ from edgekit.bench.budgets import check_budgets, failure_lines, merge_budgets
 from edgekit.bench.deploy_guide import GUIDE_FILE, deploy_snippets, render_guide
 from edgekit.bench.deploy_pick import DEFAULT_PARITY_GATE, pick_deployable
 from edgekit.bench.layers_section import layers_summary
+from edgekit.bench.learned_check import caveat, learned_little
 from edgekit.export.artifact_meta import PREPROCESS_FILE
 from edgekit.bench.report_html import write_html
 from edgekit.bench.report_md import render_markdown
@@ -85,6 +86,11 @@ def assemble(measurements: dict[str, Any], profile: dict[str, Any], threads: int
     report["budgets"] = budgets
     report["deploy"] = pick_deployable(artifacts, profile["runtime"]["name"], measurements.get("parity_gate", DEFAULT_PARITY_GATE),
                                        profile["name"])
+    findings = learned_little(report)
+    if findings:
+        report["learned_little"] = findings
+        if report["deploy"].get("name"):
+            report["deploy"]["why"] += f"; {caveat(findings)}"
     return report
 
 
@@ -119,12 +125,16 @@ def finalize_run(out: Path, measurements_path: Path, target: str, threads: int |
                  device_results: dict[str, dict[str, Any]] | None = None, choice_record: dict[str, Any] | None = None,
                  run_student: tuple[str, float, int] | None = None,
                  layers: dict[str, Any] | None = None,
-                 kept_float: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+                 kept_float: dict[str, Any] | None = None,
+                 useful: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
     """``choice_record``: the student choice made before training, reported when ``run_student`` (arch, width,
     size of the trained student) is the one it chose. ``layers``: benchmark/layers.json. ``kept_float``: the
-    export stage's accuracy-goal record (edgekit/widen/)."""
+    export stage's accuracy-goal record (edgekit/widen/). ``useful``: the task's useful level
+    (Task.useful_level), under which the report says a model learned too little."""
     profile = load_target(target)
     measurements = json.loads(measurements_path.read_text(encoding="utf-8"))
+    if useful:
+        measurements["useful"] = useful
     report = assemble(measurements, profile, thread_counts(threads, profile).target, budget_items, device_results)
     section = choice_section(choice_record, run_student, report["artifacts"])
     if section:

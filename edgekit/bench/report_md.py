@@ -169,6 +169,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     parts = [
         f"# edgekit report — target {target['name']}",
         head,
+        *(f"> **Warning: learned too little.** {line}." for line in report.get("learned_little", [])),
         f"**Deploy this one:** `{deploy['name']}`, {deploy['why']}." if deploy.get("name")
         else f"**Deploy:** {deploy.get('why', 'no pick')}.",
         "## Artifacts",

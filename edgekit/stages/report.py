@@ -63,7 +63,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 device_results[a["name"]] = measure_on_device(device, stage_dir(ctx.out, "export") / a["name"], threads,
                                                               runs=s.latency_runs)
     report, failures = finalize_run(ctx.out, folder / MEASUREMENTS, s.target, s.threads, s.budget, device_results,
-                                    read_choice(ctx.out), _run_student(ctx), _layers(folder), _kept_float(ctx))
+                                    read_choice(ctx.out), _run_student(ctx), _layers(folder), _kept_float(ctx),
+                                    ctx.task.useful_level(len(measurements["data"]["classes"])))
+    for line in report.get("learned_little", []):
+        ctx.console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     for a in report["artifacts"]:
         est = a.get("target_estimate")
         if est:

@@ -207,3 +207,9 @@ class Task(ABC):
     def report_fields(self) -> dict[str, Any]:
         """What measurements.json and report.json say about the task beyond the shared fields."""
         return {}
+
+    @abstractmethod
+    def useful_level(self, num_classes: int) -> dict[str, Any]:
+        """The level under which a model learned too little to deploy (bench/learned_check.py): ``floor`` (the
+        metric), ``floor_means`` (that floor in words) and ``of_teacher`` (the share of the teacher's metric a
+        student must keep)."""

@@ -283,6 +283,11 @@ class ClassificationTask(Task):
                            seed=s.seed + 1, stage="quantize (QAT)", augment_seed=s.seed,
                            soft_labels=soft_label_cache(s, ctx.out, teacher, ctx.images("train"), s.seed), device=None)
 
+    def useful_level(self, num_classes: int) -> dict[str, Any]:
+        chance = 1 / max(num_classes, 1)
+        return {"floor": round(chance + 0.1 * (1 - chance), 4), "of_teacher": 0.5,
+                "floor_means": f"near chance: {100 * chance:.0f} % for {num_classes} classes, plus a tenth of the rest"}
+
     def qat_loss(self, settings: Settings) -> str:
         why = ("" if settings.method == "kd" else
                f", not --method {settings.method}: the prepared INT8 graph is one flattened export with no named layers "

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 STUDENT_NECK = 48
 SCORE_EPS = 1e-4
 OUTPUTS = ("scores", "boxes")
+# Under this mAP50 a detector misses or misplaces most objects: the run says so (bench/learned_check.py).
+USEFUL_MAP50 = 0.10
 
 
 def kd_loss(alpha: float, temperature: float, teacher_neck: int) -> Any:
@@ -306,6 +308,10 @@ class DetectionTask(Task):
         return {"detections": [{"class": classes[d["label"]], "score": round(d["score"], 4),
                                 "box": [round(d["box"][0] * sx, 1), round(d["box"][1] * sy, 1),
                                         round(d["box"][2] * sx, 1), round(d["box"][3] * sy, 1)]} for d in found]}
+
+    def useful_level(self, num_classes: int) -> dict[str, Any]:
+        return {"floor": USEFUL_MAP50, "of_teacher": 0.5,
+                "floor_means": f"mAP50 {USEFUL_MAP50}: most objects missed or misplaced"}
 
     def report_fields(self) -> dict[str, Any]:
         m = self.metric
