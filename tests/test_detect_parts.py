@@ -216,6 +216,21 @@ def test_decode_matches_nms_per_class_then_best_100() -> None:
         for i in nms(boxes[keep], scores[keep, label], 0.5):
             expected.append((float(scores[keep, label][i]), label))
     expected = sorted(expected, key=lambda e: -e[0])[:100]
-    got = decode(scores, ltrb, size, strides, 0.001, 0.5)
+    got = decode(scores, ltrb, size, strides, 0.001, 0.5, multi_label=True)  # as mAP evaluation decodes
     assert [(d["score"], d["label"]) for d in got] == expected
     assert len(got) == 100
+
+
+def test_decode_gives_a_location_one_box_unless_multi_label() -> None:
+    """Two classes over the threshold at one location were two boxes on one object in apps' predictions."""
+    centres, _ = grid_np(96, list(STRIDES))
+    scores = np.zeros((len(centres), 3), np.float32)
+    ltrb = np.ones((len(centres), 4), np.float32)
+    scores[65, 1], scores[65, 2] = 0.9, 0.6
+    found = decode(scores, ltrb, 96, list(STRIDES), score_threshold=0.5, iou=0.5)
+    assert [(d["label"], round(d["score"], 2)) for d in found] == [(1, 0.9)]
+    both = decode(scores, ltrb, 96, list(STRIDES), score_threshold=0.5, iou=0.5, multi_label=True)
+    assert [(d["label"], round(d["score"], 2)) for d in both] == [(1, 0.9), (2, 0.6)]
+    scores[65, 1] = 0.4  # the best class under the threshold: nothing there, even when another class is above it
+    scores[65, 2] = 0.45
+    assert decode(scores, ltrb, 96, list(STRIDES), score_threshold=0.5) == []

@@ -43,9 +43,14 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 
 
 def decode(scores: np.ndarray, ltrb: np.ndarray, size: int, strides: list[int], score_threshold: float = DEFAULT_SCORE,
-           iou: float = DEFAULT_IOU, max_detections: int = MAX_DETECTIONS) -> list[dict[str, Any]]:
+           iou: float = DEFAULT_IOU, max_detections: int = MAX_DETECTIONS, multi_label: bool = False
+           ) -> list[dict[str, Any]]:
     """One image's outputs ([A, C] scores, [A, 4] distances in stride units) -> detections in input pixels,
     class-wise NMS, best first: ``{"label": int, "score": float, "box": [x0, y0, x1, y1]}``.
+
+    A location gives one box, of its best class (what an app wants: two classes scoring over the threshold at
+    one location were two boxes on one object); ``multi_label`` keeps every class over the threshold, as mAP
+    evaluation does (Ultralytics does the same: one label per box to predict, all labels to validate).
 
     Class-wise NMS runs as one greedy pass over every (location, class) candidate in descending score, boxes
     of different classes kept apart by a per-class offset, and stops at ``max_detections`` kept: the same
@@ -55,7 +60,12 @@ def decode(scores: np.ndarray, ltrb: np.ndarray, size: int, strides: list[int], 
     d = ltrb * s[:, None]
     boxes = np.stack([centres[:, 0] - d[:, 0], centres[:, 1] - d[:, 1], centres[:, 0] + d[:, 2], centres[:, 1] + d[:, 3]], 1)
     boxes = np.clip(boxes, 0, size)
-    loc, label = np.nonzero(scores >= score_threshold)
+    if multi_label:
+        loc, label = np.nonzero(scores >= score_threshold)
+    else:
+        best = scores.argmax(1)
+        loc = np.nonzero(scores[np.arange(len(scores)), best] >= score_threshold)[0]
+        label = best[loc]
     if loc.size == 0:
         return []
     sc = scores[loc, label]

@@ -69,7 +69,8 @@ def predict_raw(model: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor
     return torch.cat(scores).transpose(1, 2).numpy(), torch.cat(boxes).transpose(1, 2).numpy()
 
 
-def detections(scores: np.ndarray, ltrb: np.ndarray, size: int, score: float = 0.001, iou: float = 0.5
-               ) -> list[list[dict]]:
-    """Decoded detections per image (a low score threshold, as mAP evaluation wants)."""
-    return [decode(s, b, size, list(STRIDES), score, iou) for s, b in zip(scores, ltrb)]
+def detections(scores: np.ndarray, ltrb: np.ndarray, size: int, score: float = 0.001, iou: float = 0.5,
+               multi_label: bool = True) -> list[list[dict]]:
+    """Decoded detections per image: by default as mAP evaluation wants them (a low score threshold, every class
+    of a location); at an app's thresholds pass ``multi_label=False`` (postprocess.decode)."""
+    return [decode(s, b, size, list(STRIDES), score, iou, multi_label=multi_label) for s, b in zip(scores, ltrb)]

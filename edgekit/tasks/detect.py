@@ -246,7 +246,7 @@ class DetectionTask(Task):
     def _app_detections(self, data: DetectionData, outputs: Outputs) -> list:
         from edgekit.detect.train import detections
 
-        return detections(*_location_major(outputs), data.size, DEFAULT_SCORE, DEFAULT_IOU)
+        return detections(*_location_major(outputs), data.size, DEFAULT_SCORE, DEFAULT_IOU, multi_label=False)
 
     def agreement(self, data: DetectionData, outputs: Outputs, reference: Outputs) -> float:
         from edgekit.detect.agreement import detection_agreement
@@ -288,7 +288,8 @@ class DetectionTask(Task):
             "grid": "per stride, row-major cells; centre = ((col + 0.5) * stride, (row + 0.5) * stride) in input pixels",
             "box_encoding": "ltrb: distances from the cell centre to the left, top, right, bottom sides, in strides",
             "scores": f"sigmoid, one column per class ({len(classes)})",
-            "score_threshold": DEFAULT_SCORE, "iou_threshold": DEFAULT_IOU, "nms": "class-wise, greedy"}}
+            "score_threshold": DEFAULT_SCORE, "iou_threshold": DEFAULT_IOU,
+            "nms": "one box per location, of its best class; then class-wise greedy NMS"}}
 
     def class_count(self, outputs: Outputs) -> int:
         return int(outputs["scores"].shape[1])  # [1, C, A]
