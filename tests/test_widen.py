@@ -6,6 +6,8 @@ quantization was damaged in one layer (its weight range x1000: every int8 weight
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import shutil
 from pathlib import Path
@@ -26,6 +28,18 @@ def test_search_keeps_the_layer_that_gives_most_back_first() -> None:
     outcome = keep_until(layers, 0.69, check=score, rank=score, limit=2, trials=4)
     assert outcome.met and outcome.kept == ["c"] and outcome.score == 0.7
     assert outcome.trials == {"a": 0.51, "b": 0.5, "c": 0.7, "d": 0.5}
+
+
+def test_search_leaves_out_a_layer_the_later_ones_made_unneeded() -> None:
+    """b gives most back alone, but a and c together repair what b does and more: once they are float, b is
+    not needed, and the file is the smaller for it."""
+    def score(kept: list[str]) -> float:
+        fixed = set(kept)
+        return 0.5 + (0.1 if "b" in fixed or {"a", "c"} <= fixed else 0.0) + 0.06 * ("a" in fixed) + 0.06 * ("c" in fixed)
+
+    outcome = keep_until(list("abcd"), 0.72, check=score, rank=score, limit=3, trials=4)
+    assert outcome.met and outcome.kept == ["a", "c"] and outcome.score == pytest.approx(0.72)
+    assert [s.kept for s in outcome.steps] == [["b"], ["b", "a"], ["b", "a", "c"], ["b", "c"], ["a", "c"]]
 
 
 def test_search_stops_at_its_limit_and_says_the_goal_is_missed() -> None:

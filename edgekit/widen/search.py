@@ -1,4 +1,5 @@
-"""Which layers to keep float: rank by sensitivity, then add them one at a time until the goal is met.
+"""Which layers to keep float: rank by sensitivity, add them one at a time until the goal is met, then leave out
+again those the goal no longer needs.
 
 Pure decisions over two measurements the caller supplies, both taken on an exported file in its own runtime:
 ``rank(kept)`` scores a candidate set on the validation split (for the ranking), ``check(kept)`` on the split
@@ -55,4 +56,18 @@ def keep_until(layers_by_error: list[str], goal: float, check: Callable[[list[st
         if outcome.score >= goal - TOLERANCE:
             outcome.met = True
             break
+    if outcome.met:
+        _drop_unneeded(outcome, check)
     return outcome
+
+
+def _drop_unneeded(outcome: Outcome, check: Callable[[list[str]], float]) -> None:
+    """Layers kept early may not be needed once later ones are float (one-image calibration: a layer that gave
+    back most alone overlapped with those after it): try the set without each, last added first but the very
+    last (without it the goal was missed), and leave out every layer whose absence still meets the goal."""
+    for layer in reversed(outcome.kept[:-1]):
+        fewer = [k for k in outcome.kept if k != layer]
+        score = check(fewer)
+        outcome.steps.append(Step(fewer, score))
+        if score >= outcome.goal - TOLERANCE:
+            outcome.kept, outcome.score = fewer, score
