@@ -33,6 +33,7 @@ class Case:
     out: str = "absent"
     command: str = "compress"
     takes_out: bool = True  # `predict` has no --out
+    env: Callable[[Path], dict[str, str]] | None = None  # extra environment, built from the work folder
 
 
 def _data_missing(w: Path) -> list[str]:
@@ -348,7 +349,11 @@ CASES = [
     Case("student-weights-missing", _flags("--student-weights", "gone.safetensors"), ("gone.safetensors", "does not exist")),
     Case("student-weights-wrong-shapes", _student_weights_of_another_width, ("student.safetensors", "features.0.0.weight")),
     Case("pretrained-unknown-name", _flags("--pretrained", "IMAGENET9K"), ("IMAGENET9K", "IMAGENET1K_V1")),
-    Case("pretrained-for-tiny-detector", _flags("--task", "detect", "--pretrained", "DEFAULT"), ("pretrained", "TinyDetector")),
+    Case("pretrained-detector-file-missing", _flags("--task", "detect", "--pretrained", "DEFAULT"),
+         ("mobilenet_v2", "torch hub cache", "mobilenet_v2-7ebf99e0.pth"),
+         env=lambda w: {"EDGEKIT_OFFLINE": "1", "TORCH_HOME": str(w / "torch_home")}),
+    Case("student-weights-for-tiny-detector", _flags("--task", "detect", "--student-weights", "w.safetensors"),
+         ("--student-weights", "--task detect")),
     # targets, budgets, devices and model files (issue 4)
     Case("profile-missing-key", _profile(BOARD.replace("cores = 4\n", "")), ("board.toml", "cpu.cores")),
     Case("profile-bad-toml", _profile(BOARD + "[budgets\n"), ("board.toml", "toml")),
@@ -431,7 +436,7 @@ def _run_case(case: Case, work: Path) -> Outcome:
     _prepare_out(out, case.out)
     before = snapshot(out)
     try:
-        result = run_cli(args, cwd=work, timeout=CASE_TIMEOUT_S)
+        result = run_cli(args, cwd=work, timeout=CASE_TIMEOUT_S, env_extra=case.env(work) if case.env else None)
     except subprocess.TimeoutExpired:
         return Outcome(case, out, before, None, True)
     return Outcome(case, out, before, result, False)

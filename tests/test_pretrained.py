@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
-from torchvision.models import MobileNet_V3_Small_Weights, mobilenet_v2, mobilenet_v3_small
+from torchvision.models import MobileNet_V2_Weights, MobileNet_V3_Small_Weights, mobilenet_v2, mobilenet_v3_small
 
 from conftest import run_cli
 from edgekit.errors import EdgekitError
@@ -108,3 +108,47 @@ def test_a_missing_published_file_stops_before_training(tmp_path: Path) -> None:
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert MobileNet_V3_Small_Weights.DEFAULT.url in lines[0] and str(tmp_path / "empty") in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def _fake_mobilenet_v2_hub(home: Path) -> Path:
+    """torchvision's DEFAULT mobilenet_v2 file (random weights of the published shapes) for TinyDetector backbones."""
+    torch.manual_seed(1)
+    path = home / "hub" / "checkpoints" / Path(MobileNet_V2_Weights.DEFAULT.url).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(mobilenet_v2(num_classes=1000).state_dict(), path)
+    return path
+
+
+def test_tiny_detector_backbone_from_mobilenet_v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """features[0:7], [7:14], [14:18] land in stage8, stage16, stage32; a narrower detector says it starts random."""
+    from edgekit.detect.pretrained_backbone import init_backbone
+    from edgekit.detect.tiny_detector import DetectorSpec, TinyDetector
+
+    file = _fake_mobilenet_v2_hub(tmp_path / "torch_home")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv(OFFLINE, "1")
+    model = TinyDetector(DetectorSpec(3, 1.0, 96, 3))
+    head_before = model.state_dict()["cls.0.weight"].clone()
+    line = init_backbone(model, "DEFAULT")
+    assert line.startswith("backbone from torchvision mobilenet_v2 IMAGENET1K_V2") and file.name in line
+    published, own = torch.load(file, weights_only=True), model.state_dict()
+    for key, value in published.items():
+        index = int(key.split(".")[1]) if key.startswith("features.") else 99
+        if index >= 18:
+            continue
+        stage = "stage8" if index < 7 else "stage16" if index < 14 else "stage32"
+        mine = key.replace("features", stage, 1)  # the stages are slices of torchvision's Sequential: same indices
+        assert torch.equal(own[mine], value), mine
+    assert torch.equal(own["cls.0.weight"], head_before)  # heads keep their fresh initialisation
+    assert "random initialisation" in init_backbone(TinyDetector(DetectorSpec(3, 0.35)), "DEFAULT")
+
+
+def test_a_pretrained_detection_teacher_trains_offline(tmp_path: Path) -> None:
+    _fake_mobilenet_v2_hub(tmp_path / "torch_home")
+    env = {"TORCH_HOME": str(tmp_path / "torch_home"), OFFLINE: "1"}
+    result = run_cli(["teacher", "--task", "detect", "--pretrained", "DEFAULT", "--epochs", "1",
+                      "--out", str(tmp_path / "run")], cwd=tmp_path, env_extra=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "run" / "teacher" / "stage.json").read_text(encoding="utf-8"))["result"]
+    assert record["source"] == "trained from torchvision DEFAULT backbone weights"
+    assert record["initial_weights"].startswith("backbone from torchvision mobilenet_v2 IMAGENET1K_V2")

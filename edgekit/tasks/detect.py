@@ -97,10 +97,9 @@ class DetectionTask(Task):
             raise EdgekitError("detection trains on one process", "leave --nproc out")
         if settings.method != "kd":
             raise EdgekitError(f"detection distils with kd only, got --method {settings.method}", "leave --method out")
-        for key in ("pretrained", "student_weights"):
-            if getattr(settings, key):
-                raise EdgekitError(f"--{key.replace('_', '-')} starts classification models; TinyDetector has no "
-                                   "published weights", f"leave --{key.replace('_', '-')} out for --task detect")
+        if settings.student_weights:
+            raise EdgekitError("--student-weights starts classification students", "leave --student-weights out for "
+                               "--task detect (--pretrained starts TinyDetector x1.0 backbones from MobileNetV2)")
 
     def load_data(self, settings: Settings) -> DetectionData:
         from edgekit.detect.loading import load_detection
@@ -129,6 +128,12 @@ class DetectionTask(Task):
         return data.splits[split]
 
     def check_models(self, ctx: StageContext, stages: list[str]) -> None:
+        s = ctx.settings
+        if s.pretrained and (("teacher" in stages and s.teacher is None) or ("distill" in stages and s.width == 1.0)):
+            from edgekit.detect.pretrained_backbone import ARCH
+            from edgekit.models.pretrained import check_pretrained
+
+            check_pretrained(ARCH, s.pretrained)  # the file is in the cache (or downloaded now) before training
         classes = len(ctx.data.classes)  # decoding validates every image and label file
         if "teacher" in stages and ctx.settings.teacher is not None:
             from edgekit.detect.user_teacher import load_user_detector
@@ -150,12 +155,21 @@ class DetectionTask(Task):
         s = ctx.settings
         torch.manual_seed(seed)
         model = self.build_model({"num_classes": len(ctx.data.classes), **TEACHER})
+        start = None
+        if s.pretrained:
+            from edgekit.detect.pretrained_backbone import init_backbone
+
+            start = init_backbone(model, s.pretrained)
+            ctx.console.print(f"{label}: starts from {start}", markup=False, highlight=False)
         model.train()
         history = self._train(ctx, model, _ground_truth, None, epochs=s.teacher_epochs, lr=s.teacher_lr, seed=seed,
                               stage=label)
         model.eval()
         self.save_model(model, folder, {})
-        return Trained(model, history, {"source": "trained", "arch": self._arch(model)})
+        source = f"trained from torchvision {s.pretrained} backbone weights" if start and start.startswith("backbone") \
+            else "trained"
+        return Trained(model, history, {"source": source, "arch": self._arch(model),
+                                        **({"initial_weights": start} if start else {})})
 
     def load_user_teacher(self, ctx: StageContext, path: Path, folder: Path) -> Trained:
         from edgekit.detect.user_teacher import load_user_detector
@@ -189,6 +203,14 @@ class DetectionTask(Task):
         from edgekit.detect.evaluate import spec_summary
 
         return {**spec_summary(model), **({"arch": "tiny_detector"} if spec is not None else {})}
+
+    def init_student(self, ctx: StageContext, model: torch.nn.Module, spec: dict[str, Any]) -> str | None:
+        """--pretrained: MobileNetV2's ImageNet weights in the backbone when the student is x1.0 (else said random)."""
+        if not ctx.settings.pretrained:
+            return None
+        from edgekit.detect.pretrained_backbone import init_backbone
+
+        return init_backbone(model, ctx.settings.pretrained)
 
     def student_chain(self, ctx: StageContext, teacher_params: int) -> list[tuple[str, dict[str, Any]]]:
         return [("distill", {"num_classes": len(ctx.data.classes), "width": ctx.settings.width, "neck": STUDENT_NECK})]
