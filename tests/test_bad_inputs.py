@@ -231,6 +231,23 @@ def tiny_onnx(path: Path) -> Path:
     return path
 
 
+def _detect_onnx_teacher(out_shape: list[int]) -> Callable[[Path], list[str]]:
+    """--task detect with an ONNX teacher whose one output has ``out_shape`` (read, never run)."""
+    def build(w: Path) -> list[str]:
+        import numpy as np
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        value = numpy_helper.from_array(np.zeros(out_shape, np.float32), "c")
+        graph = helper.make_graph([helper.make_node("Constant", [], ["y"], value=value)], "yolo",
+                                  [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(w / "teacher.onnx"))
+        return ["--task", "detect", "--teacher", str(w / "teacher.onnx")]
+
+    return build
+
+
 def _model(*flags: str) -> Callable[[Path], list[str]]:
     def build(w: Path) -> list[str]:
         return [str(tiny_onnx(w / "tiny.onnx")), *flags]
@@ -352,6 +369,14 @@ CASES = [
     Case("pretrained-detector-file-missing", _flags("--task", "detect", "--pretrained", "DEFAULT"),
          ("mobilenet_v2", "torch hub cache", "mobilenet_v2-7ebf99e0.pth"),
          env=lambda w: {"EDGEKIT_OFFLINE": "1", "TORCH_HOME": str(w / "torch_home")}),
+    Case("detect-size-not-a-stride-multiple", _flags("--task", "detect", "--size", "40"),
+         ("--size 40", "multiple of 16", "--size 48")),
+    Case("detect-onnx-teacher-unknown-layout", _detect_onnx_teacher([1, 7, 7]),
+         ("teacher.onnx", "[1, 7, 7]", "no known YOLO layout", "[1, 4+C, N]")),
+    Case("detect-yolo-teacher-class-count", _detect_onnx_teacher([1, 84, 84 * 4]),
+         ("teacher.onnx", "predicts 80 classes", "the data has 3")),
+    Case("detect-yolo-teacher-not-distillable-yet", _detect_onnx_teacher([1, 7, 336]),
+         ("YOLOv8/11 ONNX export", "64x64", "3 classes", "not available yet")),
     Case("student-weights-for-tiny-detector", _flags("--task", "detect", "--student-weights", "w.safetensors"),
          ("--student-weights", "--task detect")),
     # targets, budgets, devices and model files (issue 4)

@@ -54,6 +54,7 @@ def test_detection_run_writes_the_artifact_contract(detect_run: Path) -> None:
     recipe = json.loads((run / "artifacts" / "preprocess.json").read_text(encoding="utf-8"))
     det = recipe["detection"]
     assert det["task"] == "detect" and det["strides"] == [8, 16] and det["outputs"] == ["scores", "boxes"]
+    assert recipe["resize"] == "letterbox" and recipe["pad_value"] == 114  # images keep their aspect ratio
     assert set(recipe["artifacts"]) == set(FILES)
     assert recipe["artifacts"]["model_int8.tflite"]["input_dtype"] == "uint8"
     import onnx
@@ -63,6 +64,7 @@ def test_detection_run_writes_the_artifact_contract(detect_run: Path) -> None:
         embedded = json.loads(props["edgekit.preprocess"])
         assert embedded["artifact"] == name and embedded["classes"] == list(CLASSES)
         assert embedded["detection"]["outputs"] == ["scores", "boxes"] and list(embedded["outputs"]) == ["scores", "boxes"]
+        assert embedded["resize"] == "letterbox"
 
 
 def test_detection_tflite_carries_standard_metadata(detect_run: Path) -> None:

@@ -112,7 +112,11 @@ def test_yolo_loader(tmp_path: Path) -> None:
 
     data = load_yolo(_yolo(tmp_path, "1 0.5 0.5 0.5 0.5\n"), 32)
     assert data.classes == ["a", "b"] and data.counts() == {"train": 1, "val": 1} and data.eval_split == "val"
-    assert data.splits["train"].boxes[0] == pytest.approx(np.array([[8, 8, 24, 24]], np.float32))
+    # 40x20 letterboxed into 32: scale 0.8, 32x16 centred (8 grey rows above and below); the box follows
+    assert data.splits["train"].boxes[0] == pytest.approx(np.array([[8, 12, 24, 20]], np.float32))
+    image = data.splits["train"].images[0]
+    assert (image[:8] == 114).all() and (image[24:] == 114).all() and (image[8:24] == (120, 30, 200)).all()
+    assert data.splits["train"].original_sizes[0] == (20, 40)
     assert len(data.splits["val"].boxes[0]) == 0, "an image without a label file is background"
 
 
@@ -234,3 +238,14 @@ def test_decode_gives_a_location_one_box_unless_multi_label() -> None:
     scores[65, 1] = 0.4  # the best class under the threshold: nothing there, even when another class is above it
     scores[65, 2] = 0.45
     assert decode(scores, ltrb, 96, list(STRIDES), score_threshold=0.5) == []
+
+
+def test_letterbox_boxes_map_back_to_the_original_pixels() -> None:
+    from edgekit.data.preprocess import letterbox_boxes, letterbox_fit, unletterbox_box
+
+    assert letterbox_fit(480, 640, (96, 96)) == (0.15, 72, 96, 0, 12)
+    box = [100.0, 50.0, 300.0, 400.0]
+    inside = letterbox_boxes(np.array([box]), 480, 640, (96, 96))[0]
+    assert inside.tolist() == pytest.approx([15, 19.5, 45, 72])
+    assert unletterbox_box(inside.tolist(), 480, 640, (96, 96)) == pytest.approx(box)
+    assert unletterbox_box([0, 0, 96, 96], 480, 640, (96, 96)) == pytest.approx([0, 0, 640, 480])  # the border clips

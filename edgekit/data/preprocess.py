@@ -2,6 +2,10 @@
 
 From an 8-bit image: convert to RGB, resize to ``size`` with bilinear interpolation (Pillow), multiply
 by ``scale``, subtract ``mean``, divide by ``std``, lay out as NCHW (PyTorch, ONNX) or NHWC (TFLite).
+
+A classifier's image is stretched to the square; a detector's is letterboxed (``resize = "letterbox"``): scaled to
+fit with its aspect ratio kept, centred on a grey (114) border, as Ultralytics does, so objects keep their shape
+and boxes map back to the original pixels by one scale and one offset (``letterbox_fit``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,36 @@ import torch
 from PIL import Image
 
 PIXEL_SCALE = 1.0 / 255.0
+LETTERBOX_PAD = 114  # Ultralytics' border grey
+
+
+def letterbox_fit(height: int, width: int, size: tuple[int, int]) -> tuple[float, int, int, int, int]:
+    """Scale r, the scaled image's (new_h, new_w), and its offset (left, top) inside a ``size`` (h, w) letterbox."""
+    r = min(size[0] / height, size[1] / width)
+    new_h, new_w = max(1, round(height * r)), max(1, round(width * r))
+    return r, new_h, new_w, (size[1] - new_w) // 2, (size[0] - new_h) // 2
+
+
+def letterbox_boxes(boxes: np.ndarray, height: int, width: int, size: tuple[int, int]) -> np.ndarray:
+    """Boxes xyxy in an image's pixels -> in its ``size`` letterbox's pixels."""
+    r, _, _, left, top = letterbox_fit(height, width, size)
+    return (np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * r + np.array([left, top, left, top], np.float32))
+
+
+def unletterbox_box(box: list[float], height: int, width: int, size: tuple[int, int]) -> list[float]:
+    """One box xyxy in a letterbox's pixels -> in the original image's, clipped to it."""
+    r, _, _, left, top = letterbox_fit(height, width, size)
+    x0, y0, x1, y1 = ((box[0] - left) / r, (box[1] - top) / r, (box[2] - left) / r, (box[3] - top) / r)
+    return [min(max(x0, 0.0), width), min(max(y0, 0.0), height), min(max(x1, 0.0), width), min(max(y1, 0.0), height)]
+
+
+def letterbox_image(image: Image.Image, size: tuple[int, int], pad: int = LETTERBOX_PAD) -> np.ndarray:
+    """An RGB image letterboxed into ``size`` (h, w): uint8 HxWx3."""
+    _, new_h, new_w, left, top = letterbox_fit(image.height, image.width, size)
+    canvas = Image.new("RGB", (size[1], size[0]), (pad, pad, pad))
+    scaled = image if image.size == (new_w, new_h) else image.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    canvas.paste(scaled, (left, top))
+    return np.asarray(canvas, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -24,14 +58,18 @@ class PreprocessSpec:
     scale: float = PIXEL_SCALE
     color: str = "RGB"
     interpolation: str = "bilinear"
+    resize_mode: str = "stretch"  # or "letterbox" (detection)
 
     def to_dict(self) -> dict:
+        letterbox = {"resize": "letterbox", "pad_value": LETTERBOX_PAD} if self.resize_mode == "letterbox" else {}
         return {"color": self.color, "size": list(self.size), "interpolation": self.interpolation,
-                "scale": self.scale, "mean": list(self.mean), "std": list(self.std)}
+                "scale": self.scale, "mean": list(self.mean), "std": list(self.std), **letterbox}
 
     def resize(self, image: Image.Image) -> np.ndarray:
         """An image of any mode and size -> uint8 HxWx3 array at ``size``."""
         image = image.convert(self.color)
+        if self.resize_mode == "letterbox":
+            return letterbox_image(image, self.size)
         height, width = self.size
         if image.size != (width, height):
             image = image.resize((width, height), Image.Resampling.BILINEAR)
@@ -55,6 +93,7 @@ def dequantize_output(y: np.ndarray, scale: float, zero_point: int) -> np.ndarra
     return (y.astype(np.float32) - zero_point) * scale
 
 
-def preprocess_spec(settings: Any) -> PreprocessSpec:
-    """The recipe the settings (``size``, ``mean``, ``std``) describe."""
-    return PreprocessSpec(size=(settings.size, settings.size), mean=tuple(settings.mean), std=tuple(settings.std))
+def preprocess_spec(settings: Any, resize_mode: str = "stretch") -> PreprocessSpec:
+    """The recipe the settings (``size``, ``mean``, ``std``) describe; the task says how images are resized."""
+    return PreprocessSpec(size=(settings.size, settings.size), mean=tuple(settings.mean), std=tuple(settings.std),
+                          resize_mode=resize_mode)

@@ -13,11 +13,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from edgekit.detect.data import DetectionData, DetectionSplit
 from edgekit.data.bad_images import BadImages
 from edgekit.data.image_limits import open_image
+from edgekit.data.preprocess import letterbox_boxes, letterbox_image
 from edgekit.errors import EdgekitError
 
 
@@ -87,7 +88,7 @@ def load_coco(annotations: Path, images: Path, size: int, seed: int = 0, skip_ba
                 with open_image(path) as im:
                     im = im.convert("RGB")
                     w, h = im.width, im.height
-                    imgs.append(np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8))
+                    imgs.append(letterbox_image(im, (size, size)))
             except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
                 bad.handle(path, exc, "check --images and the json's file_name")
                 continue
@@ -103,7 +104,7 @@ def load_coco(annotations: Path, images: Path, size: int, seed: int = 0, skip_ba
                 inside = np.clip(box, 0, [w, h, w, h])
                 clipped += int(not np.allclose(inside, box))
                 if inside[2] > inside[0] and inside[3] > inside[1]:
-                    b.append(inside * [size / w, size / h, size / w, size / h])
+                    b.append(letterbox_boxes(inside, h, w, (size, size))[0])
                     lab.append(index[a["category_id"]])
             boxes.append(np.array(b, dtype=np.float32).reshape(-1, 4))
             labels.append(np.array(lab, dtype=np.int64))

@@ -30,13 +30,14 @@ def _decode(data: str | None, images: str | None, size: int, seed: int, skip_bad
 
         loaded = load_yolo(path, size, skip_bad_images)
         root = Path(loaded.source).parent
-        return loaded, f"yolo/{path_digest(path)}/{path_digest(root)}/size{size}"
+        return loaded, f"yolo/{path_digest(path)}/{path_digest(root)}/size{size}/letterbox"
     if path.suffix == ".json":
         if images is None:
             raise EdgekitError(f"--data {path} is COCO json, which needs the image folder", "add --images DIR")
         from edgekit.detect.coco_data import load_coco
 
-        return load_coco(path, Path(images), size, seed, skip_bad_images), f"coco/{path_digest(path)}/{path_digest(Path(images))}/size{size}"
+        return (load_coco(path, Path(images), size, seed, skip_bad_images),
+                f"coco/{path_digest(path)}/{path_digest(Path(images))}/size{size}/letterbox")
     raise EdgekitError(f"--data {path} is neither a data.yaml nor a COCO .json",
                        "pass an Ultralytics-style data.yaml, or instances.json with --images DIR")
 

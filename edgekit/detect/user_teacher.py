@@ -33,14 +33,32 @@ def teacher_spec(path: Path, num_classes: int) -> DetectorSpec:
     return DetectorSpec(num_classes, **spec)
 
 
+def _refuse_yolo_onnx(path: Path, num_classes: int) -> None:
+    """An ONNX detection teacher is read as a YOLO export (detect/yolo_onnx.py): a file that is none, or that scores
+    another number of classes than the data has, is named as such; a good one is refused for now, saying what was
+    recognised, since distilling from it is not built yet."""
+    from edgekit.detect.yolo_onnx import read_yolo_spec
+
+    spec = read_yolo_spec(path)
+    if spec.num_classes != num_classes:
+        raise EdgekitError(f"teacher {path.name} predicts {spec.num_classes} classes, the data has {num_classes}",
+                           "train/export the YOLO model on this data set's classes")
+    layout = "YOLOv5" if spec.layout == "v5" else "YOLOv8/11"
+    raise EdgekitError(f"teacher {path.name} is a {layout} ONNX export ({spec.input_size[1]}x{spec.input_size[0]}, "
+                       f"{spec.num_classes} classes); distilling from a YOLO teacher is not available yet",
+                       "train the built-in TinyDetector teacher (leave --teacher out) or pass a TinyDetector or "
+                       "torchvision FCOS state dict")
+
+
 def load_user_detector(path: Path, num_classes: int, arch: str = "") -> TinyDetector | FCOSTeacher:
     if arch in FCOS_ARCHS:
         fcos = FCOSTeacher(FCOSSpec(num_classes, arch))
         fit_state_dict(fcos.fcos, read_state_dict(path), path, f"{arch} ({num_classes} classes)")
         return fcos.eval()
-    if Path(path).suffix in (".pt2", ".onnx"):
-        kind = "an ExportedProgram" if Path(path).suffix == ".pt2" else "an ONNX model"
-        raise EdgekitError(f"teacher file {path} is {kind}; a detection teacher must be a TinyDetector "
+    if Path(path).suffix == ".onnx":
+        _refuse_yolo_onnx(Path(path), num_classes)
+    if Path(path).suffix == ".pt2":
+        raise EdgekitError(f"teacher file {path} is an ExportedProgram; a detection teacher must be a TinyDetector "
                            "state dict", "pass its .safetensors (or a weights-only .pt) with model.json beside it")
     spec = teacher_spec(path, num_classes)
     model = TinyDetector(spec)

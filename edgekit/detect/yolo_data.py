@@ -18,11 +18,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from edgekit.detect.data import DetectionData, DetectionSplit
 from edgekit.data.bad_images import BadImages
 from edgekit.data.image_limits import open_image
+from edgekit.data.preprocess import letterbox_boxes, letterbox_image
 from edgekit.errors import EdgekitError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -109,7 +110,7 @@ def _split(folder: Path, names: list[str], size: int, label: str, bad: BadImages
             with open_image(f) as im:
                 im = im.convert("RGB")
                 sizes.append((im.height, im.width))
-                images.append(np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8))
+                images.append(letterbox_image(im, (size, size)))
         except (UnidentifiedImageError, OSError) as exc:
             bad.handle(f, exc)
             continue
@@ -119,7 +120,8 @@ def _split(folder: Path, names: list[str], size: int, label: str, bad: BadImages
             clipped += c
         else:  # no label file: background
             b, lab = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
-        boxes.append(b * size)
+        h, w = sizes[-1]
+        boxes.append(letterbox_boxes(b * np.array([w, h, w, h], np.float32), h, w, (size, size)))
         labels.append(lab)
     if not images:
         raise EdgekitError(f"no image in the {label} folder {folder} could be read", "replace the broken files")

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgekit.data.preprocess import letterbox_fit
 from edgekit.detect.assign import SCALE_RANGES
 from edgekit.detect.tiny_detector import STRIDES, grid
 from edgekit.errors import EdgekitError
@@ -215,14 +216,10 @@ def check_classes(spec: YoloSpec, data_classes: list[str], path: Path | str) -> 
 
 def letterbox_geometry(hw: tuple[int, int], new_shape: tuple[int, int]) -> tuple[float, tuple[int, int],
                                                                                  tuple[int, int, int, int]]:
-    """Ultralytics' LetterBox arithmetic: scale r, unpadded (h, w), and the border (left, right, top, bottom)."""
-    h, w = hw
-    new_h, new_w = new_shape
-    r = min(new_h / h, new_w / w)
-    unpad_h, unpad_w = int(round(h * r)), int(round(w * r))
-    dw, dh = (new_w - unpad_w) / 2, (new_h - unpad_h) / 2
-    border = int(round(dw - 0.1)), int(round(dw + 0.1)), int(round(dh - 0.1)), int(round(dh + 0.1))
-    return r, (unpad_h, unpad_w), border
+    """Ultralytics' LetterBox arithmetic (the same as edgekit's own recipe, data/preprocess.letterbox_fit): scale r,
+    unpadded (h, w), and the border (left, right, top, bottom)."""
+    r, unpad_h, unpad_w, left, top = letterbox_fit(hw[0], hw[1], new_shape)
+    return r, (unpad_h, unpad_w), (left, new_shape[1] - unpad_w - left, top, new_shape[0] - unpad_h - top)
 
 
 def letterbox(images: np.ndarray, new_shape: tuple[int, int],

@@ -56,7 +56,7 @@ def predict(model: Path, images: list[Path], score: float | None = None, iou: fl
 
     task = get_task(recipe.task)
     runner = _open(lambda: open_runner(path, recipe.entry, 1), path)
-    options = {"score": score, "iou": iou, "top": top, "detection": recipe.detection}
+    options = {"score": score, "iou": iou, "top": top, "detection": recipe.detection, "resize": recipe.spec.resize_mode}
     results = []
     for p, im in decoded:
         outputs = runner.outputs(_input(recipe, im))

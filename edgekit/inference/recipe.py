@@ -95,5 +95,6 @@ def _recipe(doc: dict[str, Any], entry: dict[str, Any], classes: list[str] | Non
     if not classes:
         raise EdgekitError(f"no class names for {model}", f"keep {LABELS_FILE} beside the model")
     spec = PreprocessSpec(size=tuple(doc["size"]), mean=tuple(doc["mean"]), std=tuple(doc["std"]),
-                          scale=doc.get("scale", 1 / 255), color=doc.get("color", "RGB"))
+                          scale=doc.get("scale", 1 / 255), color=doc.get("color", "RGB"),
+                          resize_mode=doc.get("resize", "stretch"))
     return Recipe(spec, list(classes), entry, doc.get("detection"))

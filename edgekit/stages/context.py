@@ -42,7 +42,7 @@ class StageContext:
 
     @property
     def spec(self) -> PreprocessSpec:
-        return preprocess_spec(self.settings)
+        return preprocess_spec(self.settings, self.task.resize_mode)
 
     def images(self, split: str) -> torch.Tensor:
         return self.data.images(split, self.spec)

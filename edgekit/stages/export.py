@@ -29,7 +29,7 @@ from edgekit.quantize.keep_float import keep_float
 from edgekit.widen.run import keep_float_for_goal, widen_line
 from edgekit.stages.context import StageContext
 
-VERSION = "9"  # 2: int8 initializers not shared between nodes; session_config in preprocess.json. 3: one chain for every task; detection ONNX files carry the recipe. 4: standard TFLite metadata and labels inside; INT8 .tflite takes raw uint8 pixels (--io). 5: INT8 ONNX activations uint8 (onnx_uint8_activations.py). 5: ExecuTorch .pte files. 6: layers kept float for an accuracy goal (edgekit/widen/). 7: ONNX files without the exporter's per-node trace metadata. 8: detection recipe says one box per location. 9: the fallback leaves out kept layers the goal no longer needs
+VERSION = "10"  # 2: int8 initializers not shared between nodes; session_config in preprocess.json. 3: one chain for every task; detection ONNX files carry the recipe. 4: standard TFLite metadata and labels inside; INT8 .tflite takes raw uint8 pixels (--io). 5: INT8 ONNX activations uint8 (onnx_uint8_activations.py). 5: ExecuTorch .pte files. 6: layers kept float for an accuracy goal (edgekit/widen/). 7: ONNX files without the exporter's per-node trace metadata. 8: detection recipe says one box per location. 9: the fallback leaves out kept layers the goal no longer needs. 10: detection images letterboxed (preprocess.json resize)
 PARITY_IMAGES = 64
 
 

@@ -73,6 +73,7 @@ class Task(ABC):
     model_kind: ClassVar[str]                     # "image classifier", ...: the files' metadata name
     alpha_convention: ClassVar[str]               # what --alpha weighs, as the report says it
     tunable: ClassVar[bool] = False               # `edgekit tune` can search its distillation methods
+    resize_mode: ClassVar[str] = "stretch"        # how images reach the input size: stretch, or letterbox
     parity_gate: ClassVar[float]                  # the agreement a file needs to be recommended for deployment
 
     # --- checks and data ------------------------------------------------------------------------------

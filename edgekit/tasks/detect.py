@@ -76,6 +76,7 @@ class DetectionTask(Task):
     # F1 of matching detections at the app's thresholds, where a score near the threshold or an NMS tie flips a
     # detection in or out; INT8 files of the default run measured 0.985
     parity_gate = 0.95
+    resize_mode = "letterbox"  # objects keep their shape; boxes map back by one scale and offset
     # Batch 16 and AdamW at 0.02 (one-cycle): a scratch x0.35 student on the built-in scenes reached mAP50 0.86 in
     # 10 epochs, against 0.26 in 6 epochs at batch 32 and 0.004 (benchmarks/results/detect_scenes.md).
     defaults = {"size": 96, "batch_size": 16, "teacher_epochs": 12, "teacher_lr": 0.02, "distill_epochs": 10,
@@ -97,6 +98,12 @@ class DetectionTask(Task):
             raise EdgekitError("detection trains on one process", "leave --nproc out")
         if settings.method != "kd":
             raise EdgekitError(f"detection distils with kd only, got --method {settings.method}", "leave --method out")
+        from edgekit.detect.tiny_detector import STRIDES
+
+        if settings.size % STRIDES[-1]:
+            fit = -(-settings.size // STRIDES[-1]) * STRIDES[-1]
+            raise EdgekitError(f"--size {settings.size} is not a multiple of {STRIDES[-1]}, the detector's largest "
+                               "stride: the letterbox would not tile into its grid", f"pass --size {fit}")
         if settings.student_weights:
             raise EdgekitError("--student-weights starts classification students", "leave --student-weights out for "
                                "--task detect (--pretrained starts TinyDetector x1.0 backbones from MobileNetV2)")
@@ -318,8 +325,10 @@ class DetectionTask(Task):
 
     def app_result(self, outputs: Outputs, classes: list[str], image_size: tuple[int, int],
                    input_size: tuple[int, int], options: dict[str, Any]) -> dict[str, Any]:
-        """Detections with boxes in the original image's pixels: the model sees the image stretched to its square
-        input, so x and y scale back separately. Thresholds from the recipe unless given."""
+        """Detections with boxes in the original image's pixels: the model sees the image letterboxed into its
+        input (a run exported before letterboxing: stretched, so x and y scale back separately). Thresholds from
+        the recipe unless given."""
+        from edgekit.data.preprocess import unletterbox_box
         from edgekit.detect.postprocess import decode
 
         det = options["detection"]
@@ -327,10 +336,13 @@ class DetectionTask(Task):
         score = det["score_threshold"] if options["score"] is None else options["score"]
         iou = det["iou_threshold"] if options["iou"] is None else options["iou"]
         found = decode(outputs["scores"][0].T, outputs["boxes"][0].T, width, list(det["strides"]), score, iou)
-        sx, sy = image_size[0] / width, image_size[1] / height
+        if options.get("resize") == "letterbox":
+            boxes = [unletterbox_box(d["box"], image_size[1], image_size[0], (height, width)) for d in found]
+        else:
+            sx, sy = image_size[0] / width, image_size[1] / height
+            boxes = [[d["box"][0] * sx, d["box"][1] * sy, d["box"][2] * sx, d["box"][3] * sy] for d in found]
         return {"detections": [{"class": classes[d["label"]], "score": round(d["score"], 4),
-                                "box": [round(d["box"][0] * sx, 1), round(d["box"][1] * sy, 1),
-                                        round(d["box"][2] * sx, 1), round(d["box"][3] * sy, 1)]} for d in found]}
+                                "box": [round(v, 1) for v in box]} for d, box in zip(found, boxes)]}
 
     def useful_level(self, num_classes: int) -> dict[str, Any]:
         return {"floor": USEFUL_MAP50, "of_teacher": 0.5,
