@@ -20,14 +20,9 @@ import numpy as np
 
 
 def _train_split(run: Path, report: dict):  # noqa: ANN202 - (images NCHW float, labels)
-    import json
+    from onnx_int8_peer import run_image_data  # a sibling script (benchmarks/ is on sys.path for peers.py)
 
-    from edgekit.data.loading import load_image_data
-    from edgekit.data.preprocess import PreprocessSpec
-
-    doc = json.loads((run / "artifacts" / "preprocess.json").read_text(encoding="utf-8"))
-    spec = PreprocessSpec(size=tuple(doc["size"]), mean=tuple(doc["mean"]), std=tuple(doc["std"]))
-    data = load_image_data(report["settings"]["data"], spec)
+    spec, data = run_image_data(run, report)
     images, labels = data.splits["train"]
     return spec.normalize(images), labels
 

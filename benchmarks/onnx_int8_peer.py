@@ -132,18 +132,23 @@ def tflite_call(path: Path):  # noqa: ANN201
     return call
 
 
+def run_image_data(run: Path, report: dict):  # noqa: ANN201 - (PreprocessSpec, ImageData)
+    """A finished run's recipe (its preprocess.json) and its data decoded by it (load_image_data caches it)."""
+    from edgekit.data.loading import load_image_data
+    from edgekit.data.preprocess import PreprocessSpec
+
+    doc = json.loads((run / "artifacts" / "preprocess.json").read_text(encoding="utf-8"))
+    spec = PreprocessSpec(size=tuple(doc["size"]), mean=tuple(doc["mean"]), std=tuple(doc["std"]))
+    return spec, load_image_data(report["settings"]["data"], spec)
+
+
 def run_data(run: Path) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     """A finished run's report, its test split (preprocessed NCHW, labels) and a seeded calibration sample of its
     training images, preprocessed by the run's recipe."""
     import torch
 
-    from edgekit.data.loading import load_image_data
-    from edgekit.data.preprocess import PreprocessSpec
-
     report = json.loads((run / "report.json").read_text(encoding="utf-8"))
-    doc = json.loads((run / "artifacts" / "preprocess.json").read_text(encoding="utf-8"))
-    spec = PreprocessSpec(size=tuple(doc["size"]), mean=tuple(doc["mean"]), std=tuple(doc["std"]))
-    data = load_image_data(report["settings"]["data"], spec)
+    spec, data = run_image_data(run, report)
     images, labels = data.splits[data.eval_split]
     train, _ = data.splits["train"]
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:CALIBRATION_IMAGES]

@@ -241,11 +241,11 @@ def test_decode_gives_a_location_one_box_unless_multi_label() -> None:
 
 
 def test_letterbox_boxes_map_back_to_the_original_pixels() -> None:
-    from edgekit.data.preprocess import letterbox_boxes, letterbox_fit, unletterbox_box
+    from edgekit.data.preprocess import letterbox_boxes, letterbox_fit, unletterbox_boxes
 
     assert letterbox_fit(480, 640, (96, 96)) == (0.15, 72, 96, 0, 12)
     box = [100.0, 50.0, 300.0, 400.0]
     inside = letterbox_boxes(np.array([box]), 480, 640, (96, 96))[0]
     assert inside.tolist() == pytest.approx([15, 19.5, 45, 72])
-    assert unletterbox_box(inside.tolist(), 480, 640, (96, 96)) == pytest.approx(box)
-    assert unletterbox_box([0, 0, 96, 96], 480, 640, (96, 96)) == pytest.approx([0, 0, 640, 480])  # the border clips
+    assert unletterbox_boxes(inside, 480, 640, (96, 96))[0].tolist() == pytest.approx(box)
+    assert unletterbox_boxes([[0, 0, 96, 96]], 480, 640, (96, 96))[0].tolist() == pytest.approx([0, 0, 640, 480])  # clipped

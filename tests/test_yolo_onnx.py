@@ -159,11 +159,11 @@ def test_files_with_nms_are_refused(tmp_path: Path) -> None:
 
 def test_check_classes_names_both_counts(tmp_path: Path) -> None:
     spec = read_yolo_spec(_v8_file(tmp_path))
-    check_classes(spec, ["fish", "shark"], tmp_path / "yolov8.onnx")
+    check_classes(spec, 2, tmp_path / "yolov8.onnx", ["fish", "shark"])
     data = ["fish", "shark", "ray", "eel", "crab", "squid", "seal"]
     with pytest.raises(EdgekitError, match=r"teacher yolov8.onnx predicts 2 classes, the data has 7 "
                                            r"\(fish, shark, ray, eel, crab, \.\.\.\)") as info:
-        check_classes(spec, data, tmp_path / "yolov8.onnx")
+        check_classes(spec, len(data), tmp_path / "yolov8.onnx", data)
     assert info.value.fix == "train/export the YOLO model on this data set's classes"
     assert "\n" not in str(info.value)
 

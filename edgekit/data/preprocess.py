@@ -34,11 +34,13 @@ def letterbox_boxes(boxes: np.ndarray, height: int, width: int, size: tuple[int,
     return (np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * r + np.array([left, top, left, top], np.float32))
 
 
-def unletterbox_box(box: list[float], height: int, width: int, size: tuple[int, int]) -> list[float]:
-    """One box xyxy in a letterbox's pixels -> in the original image's, clipped to it."""
+def unletterbox_boxes(boxes: np.ndarray, height: int, width: int, size: tuple[int, int]) -> np.ndarray:
+    """Boxes xyxy [K, 4] in a letterbox's pixels -> in the original image's, clipped to it."""
     r, _, _, left, top = letterbox_fit(height, width, size)
-    x0, y0, x1, y1 = ((box[0] - left) / r, (box[1] - top) / r, (box[2] - left) / r, (box[3] - top) / r)
-    return [min(max(x0, 0.0), width), min(max(y0, 0.0), height), min(max(x1, 0.0), width), min(max(y1, 0.0), height)]
+    out = (np.asarray(boxes, dtype=np.float32).reshape(-1, 4) - np.array([left, top, left, top], np.float32)) / r
+    out[:, 0::2] = out[:, 0::2].clip(0, width)
+    out[:, 1::2] = out[:, 1::2].clip(0, height)
+    return out
 
 
 def letterbox_image(image: Image.Image, size: tuple[int, int], pad: int = LETTERBOX_PAD) -> np.ndarray:

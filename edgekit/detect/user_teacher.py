@@ -37,12 +37,10 @@ def _refuse_yolo_onnx(path: Path, num_classes: int) -> None:
     """An ONNX detection teacher is read as a YOLO export (detect/yolo_onnx.py): a file that is none, or that scores
     another number of classes than the data has, is named as such; a good one is refused for now, saying what was
     recognised, since distilling from it is not built yet."""
-    from edgekit.detect.yolo_onnx import read_yolo_spec
+    from edgekit.detect.yolo_onnx import check_classes, read_yolo_spec
 
     spec = read_yolo_spec(path)
-    if spec.num_classes != num_classes:
-        raise EdgekitError(f"teacher {path.name} predicts {spec.num_classes} classes, the data has {num_classes}",
-                           "train/export the YOLO model on this data set's classes")
+    check_classes(spec, num_classes, path)
     layout = "YOLOv5" if spec.layout == "v5" else "YOLOv8/11"
     raise EdgekitError(f"teacher {path.name} is a {layout} ONNX export ({spec.input_size[1]}x{spec.input_size[0]}, "
                        f"{spec.num_classes} classes); distilling from a YOLO teacher is not available yet",

@@ -11,7 +11,8 @@ network is done here after its documented behaviour:
 - metadata: read from the graph's protobuf only (``onnx.load(load_external_data=False)``): no pickle, nothing
   executed; the ``names`` dict literal Ultralytics writes is parsed with ``ast.literal_eval``, never ``eval``.
 - letterbox: Ultralytics' LetterBox (scale to fit, centred, grey 114 border, bilinear), then RGB / 255;
-  predictions are mapped back by subtracting the border and dividing by the scale, as its ``scale_boxes``.
+  predictions are mapped back by subtracting the border and dividing by the scale, as its ``scale_boxes``
+  (data/preprocess.unletterbox_boxes).
 - ``to_student_grid``: one image's predictions (before NMS) as per-cell targets on TinyDetector's grid.
 
 Files exported with NMS or end to end (``nms=True``; YOLOv10/YOLO26) output final detections ``[1, 300, 6]``,
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgekit.data.preprocess import letterbox_fit
+from edgekit.data.preprocess import letterbox_boxes, letterbox_fit, unletterbox_boxes
 from edgekit.detect.assign import SCALE_RANGES
 from edgekit.detect.tiny_detector import STRIDES, grid
 from edgekit.errors import EdgekitError
@@ -203,13 +204,14 @@ def read_yolo_spec(path: Path | str) -> YoloSpec:
                     dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None)
 
 
-def check_classes(spec: YoloSpec, data_classes: list[str], path: Path | str) -> None:
-    """The teacher must score exactly the data's classes: distillation matches them by index."""
-    if spec.num_classes == len(data_classes):
+def check_classes(spec: YoloSpec, num_classes: int, path: Path | str, names: list[str] | None = None) -> None:
+    """The teacher must score exactly the data's classes (``names``, when known, are shown): distillation matches
+    them by index."""
+    if spec.num_classes == num_classes:
         return
-    shown = ", ".join(data_classes[:5]) + (", ..." if len(data_classes) > 5 else "")
+    shown = f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
     raise EdgekitError(f"teacher {Path(path).name} predicts {spec.num_classes} classes, the data has "
-                       f"{len(data_classes)} ({shown})", "train/export the YOLO model on this data set's classes")
+                       f"{num_classes}{shown}", "train/export the YOLO model on this data set's classes")
 
 
 # ------------------------------------------------------------------------------------------------ letterboxing
@@ -258,15 +260,6 @@ def decode_output(pred: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray
     return boxes.astype(np.float32), scores.astype(np.float32)
 
 
-def unletterbox(boxes: np.ndarray, r: float, pad: tuple[int, int], image_hw: tuple[int, int]) -> np.ndarray:
-    """Boxes xyxy in letterboxed input pixels back to the original image's pixels, clipped to it."""
-    out = (boxes - np.array([pad[0], pad[1], pad[0], pad[1]], np.float32)) / r
-    h, w = image_hw
-    out[:, 0::2] = out[:, 0::2].clip(0, w)
-    out[:, 1::2] = out[:, 1::2].clip(0, h)
-    return out.astype(np.float32)
-
-
 def _frames(images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
     if isinstance(images, np.ndarray):
         return [images] if images.ndim == 3 else list(images)
@@ -300,9 +293,9 @@ class YoloOnnxTeacher:
             if self.spec.batch and len(x) < self.spec.batch:  # a fixed batch: fill the last one
                 x = np.concatenate([x, np.zeros((self.spec.batch - len(x), *x.shape[1:]), x.dtype)])
             out = self.session.run([self.spec.output_name], {self.spec.input_name: x.astype(self._dtype)})[0]
-            for frame, (_, r, pad), pred in zip(chunk, boxed, out):
+            for frame, pred in zip(chunk, out):
                 boxes, scores = decode_output(pred.astype(np.float32), self.spec.layout)
-                results.append((unletterbox(boxes, r, pad, frame.shape[:2]), scores))
+                results.append((unletterbox_boxes(boxes, *frame.shape[:2], self.spec.input_size), scores))
         return results
 
 
@@ -312,8 +305,7 @@ def _to_student_pixels(boxes: torch.Tensor, image_hw: tuple[int, int], size: int
     h, w = image_hw
     if not letterboxed:
         return boxes * torch.tensor([size / w, size / h, size / w, size / h])
-    r, _, (left, _, top, _) = letterbox_geometry((h, w), (size, size))
-    return boxes * r + torch.tensor([left, top, left, top], dtype=torch.float32)
+    return torch.from_numpy(letterbox_boxes(boxes.numpy(), h, w, (size, size)))
 
 
 def _first_containing(boxes: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:

@@ -328,7 +328,7 @@ class DetectionTask(Task):
         """Detections with boxes in the original image's pixels: the model sees the image letterboxed into its
         input (a run exported before letterboxing: stretched, so x and y scale back separately). Thresholds from
         the recipe unless given."""
-        from edgekit.data.preprocess import unletterbox_box
+        from edgekit.data.preprocess import unletterbox_boxes
         from edgekit.detect.postprocess import decode
 
         det = options["detection"]
@@ -337,7 +337,8 @@ class DetectionTask(Task):
         iou = det["iou_threshold"] if options["iou"] is None else options["iou"]
         found = decode(outputs["scores"][0].T, outputs["boxes"][0].T, width, list(det["strides"]), score, iou)
         if options.get("resize") == "letterbox":
-            boxes = [unletterbox_box(d["box"], image_size[1], image_size[0], (height, width)) for d in found]
+            boxes = unletterbox_boxes(np.array([d["box"] for d in found], np.float32), image_size[1], image_size[0],
+                                      (height, width)).tolist()
         else:
             sx, sy = image_size[0] / width, image_size[1] / height
             boxes = [[d["box"][0] * sx, d["box"][1] * sy, d["box"][2] * sx, d["box"][3] * sy] for d in found]
