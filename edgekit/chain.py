@@ -121,6 +121,8 @@ def run_chain(ctx: StageContext, stages: list[str], forced: set[str] | None = No
         title, table = choice_table(record)
         ctx.console.print(title, markup=False, highlight=False)
         ctx.console.print(table)
+    if ctx.settings.size_reason and world().main:
+        ctx.console.print(f"input size: {ctx.settings.size_reason}", markup=False, highlight=False)
     preflight(ctx, stages)
 
     functions = stage_functions()
@@ -148,6 +150,8 @@ def dry_run(ctx: StageContext, stages: list[str], forced: set[str]) -> list[str]
         "given; its estimate fits the latency budget" if record else "given"
     arch = s.student if ctx.task.name == "classify" else "TinyDetector"
     lines.append(f"student: {arch} x{s.width:g} at {s.size} px ({how})")
+    if s.size_reason:
+        lines.append(f"input size: {s.size_reason}")
     if s.teacher:
         lines.append(f"teacher: your file {s.teacher}" + (f" and {len(s.extra_teachers)} more" if s.extra_teachers else ""))
     else:

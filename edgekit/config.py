@@ -41,6 +41,9 @@ class Settings:
     data: str | None = None  # None: built-in digits (scenes for detect); else an ImageFolder, data.yaml or COCO json
     images: str | None = None  # detect with COCO json: the image folder
     size: int = 32  # square input side the student (and teacher) see
+    # Why the run's size is what it is when the task chose it from the data (detection without --size); set by
+    # build_settings, never by a user (config files cannot hold it)
+    size_reason: str = ""
     seed: int = 0
     # x = (pixel / 255 - mean) / std. The default keeps x = pixel / 255 in [0, 1], so the INT8 input's
     # scale comes out 1/255 with zero point -128: an app feeds int8 = uint8 pixel - 128, exactly, with no
@@ -127,6 +130,8 @@ class Settings:
 
 AUTO = "auto"  # --student auto: the student is chosen for the target's budgets before training
 
+# Settings fields that build_settings derives and no source may give.
+DERIVED = ("size_reason",)
 # Keys the config file accepts besides Settings fields.
 EXTRA_KEYS = ("epochs",)
 _HINTS: dict[str, Any] = {**get_type_hints(Settings), "epochs": int}
@@ -187,7 +192,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise EdgekitError(f"config file {path} is not valid TOML ({exc})", "fix the syntax of the file") from None
-    known = [f.name for f in fields(Settings)] + list(EXTRA_KEYS)
+    known = [f.name for f in fields(Settings) if f.name not in DERIVED] + list(EXTRA_KEYS)
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
@@ -237,8 +242,12 @@ def build_settings(file_values: dict[str, Any], flag_values: dict[str, Any]) -> 
         for key, value in values.items():
             setattr(settings, key, value)
     settings.resolve_defaults()
-    validate(settings)
     given = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
+    if "size" not in given and task in TASKS:
+        chosen = get_task(task).size_from_data(settings)
+        if chosen is not None:
+            settings.size, settings.size_reason = chosen
+    validate(settings)
     _choose_student_when_budgeted(settings, given)
     return settings
 

@@ -84,6 +84,10 @@ class Task(ABC):
     def validate(self, settings: Settings) -> None:
         """Settings this task cannot take (one-line error)."""
 
+    def size_from_data(self, settings: Settings) -> tuple[int, str] | None:
+        """The input size and why, when the task chooses it from the data (no --size given); None keeps the default."""
+        return None
+
     @abstractmethod
     def load_data(self, settings: Settings) -> TaskData:
         """Decode the data (once per process); bad files fail here with a one-line error."""

@@ -108,6 +108,16 @@ class DetectionTask(Task):
             raise EdgekitError("--student-weights starts classification students", "leave --student-weights out for "
                                "--task detect (--pretrained starts TinyDetector x1.0 backbones from MobileNetV2)")
 
+    def size_from_data(self, settings: Settings) -> tuple[int, str] | None:
+        """Photos (a data.yaml or COCO json) are sized so their small objects cover a stride-8 cell
+        (detect/input_size.py); the built-in scenes keep 96 px."""
+        if settings.data is None:
+            return None
+        from edgekit.detect.input_size import size_from_data
+
+        chosen = size_from_data(settings.data, settings.images)
+        return None if chosen is None else (chosen.size, chosen.why)
+
     def load_data(self, settings: Settings) -> DetectionData:
         from edgekit.detect.loading import load_detection
 
