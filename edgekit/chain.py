@@ -121,9 +121,9 @@ def run_chain(ctx: StageContext, stages: list[str], forced: set[str] | None = No
         title, table = choice_table(record)
         ctx.console.print(title, markup=False, highlight=False)
         ctx.console.print(table)
-    if ctx.settings.size_reason and world().main:
-        ctx.console.print(f"input size: {ctx.settings.size_reason}", markup=False, highlight=False)
     preflight(ctx, stages)
+    if ctx.settings.size_reason and world().main:  # after the checks: a bad input still fails in one line
+        ctx.console.print(f"input size: {ctx.settings.size_reason}", markup=False, highlight=False)
 
     functions = stage_functions()
     records = {}

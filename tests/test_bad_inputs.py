@@ -375,8 +375,6 @@ CASES = [
          ("teacher.onnx", "[1, 7, 7]", "no known YOLO layout", "[1, 4+C, N]")),
     Case("detect-yolo-teacher-class-count", _detect_onnx_teacher([1, 84, 84 * 4]),
          ("teacher.onnx", "predicts 80 classes", "the data has 3")),
-    Case("detect-yolo-teacher-not-distillable-yet", _detect_onnx_teacher([1, 7, 336]),
-         ("YOLOv8/11 ONNX export", "64x64", "3 classes", "not available yet")),
     Case("student-weights-for-tiny-detector", _flags("--task", "detect", "--student-weights", "w.safetensors"),
          ("--student-weights", "--task detect")),
     # targets, budgets, devices and model files (issue 4)

@@ -13,6 +13,8 @@ from edgekit.detect.metrics import coco_map
 from edgekit.detect.tiny_detector import DetectorSpec, TinyDetector
 from edgekit.detect.torchvision_teacher import FCOSSpec, FCOSTeacher
 from edgekit.detect.train import detections, predict_raw
+from edgekit.detect.yolo_teacher import KIND as YOLO_KIND
+from edgekit.detect.yolo_teacher import YoloGridTeacher, load_yolo_teacher
 from edgekit.models.checkpoint import load_state, read_spec, save_weights
 
 
@@ -44,19 +46,26 @@ def save_detector(model: TinyDetector | FCOSTeacher, folder: Path) -> None:
     save_weights(model, folder, {"kind": kind, **model.spec.as_dict()})
 
 
-def load_detector(folder: Path) -> TinyDetector | FCOSTeacher:
+def load_detector(folder: Path) -> TinyDetector | FCOSTeacher | YoloGridTeacher:
     spec = read_spec(folder)
+    if spec["kind"] == YOLO_KIND:
+        return load_yolo_teacher(folder, spec)
     fields = {k: v for k, v in spec.items() if k != "kind"}
     model = FCOSTeacher(FCOSSpec(**fields)) if spec["kind"] == "torchvision_fcos" else TinyDetector(DetectorSpec(**fields))
     model.load_state_dict(load_state(folder))
     return model.eval()
 
 
-def describe(model: TinyDetector | FCOSTeacher) -> str:
+def describe(model: TinyDetector | FCOSTeacher | YoloGridTeacher) -> str:
+    if isinstance(model, YoloGridTeacher):
+        layout = "YOLOv5" if model.spec.layout == "v5" else "YOLOv8/11"
+        return f"{layout} ONNX {model.spec.input_size[1]}x{model.spec.input_size[0]}"
     if isinstance(model, FCOSTeacher):
         return f"torchvision {model.spec.arch}"
     return f"TinyDetector x{model.spec.width}"
 
 
-def spec_summary(model: TinyDetector | FCOSTeacher) -> dict[str, Any]:
+def spec_summary(model: TinyDetector | FCOSTeacher | YoloGridTeacher) -> dict[str, Any]:
+    if isinstance(model, YoloGridTeacher):
+        return {"kind": YOLO_KIND, **model.spec.as_dict(), "params": model.parameter_count}
     return {**model.spec.as_dict(), "params": sum(p.numel() for p in model.parameters())}

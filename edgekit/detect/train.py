@@ -1,20 +1,21 @@
-"""What detection training needs from the one training loop (distill/train_loop.py): its recipe (AdamW, flips
-with boxes, targets assigned per batch) and decoding the raw outputs for mAP."""
+"""What detection training needs from the one training loop (distill/train_loop.py): its recipe (AdamW, seeded
+augmentation with boxes, targets assigned per batch) and decoding the raw outputs for mAP."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from edgekit.data.preprocess import LETTERBOX_PAD
 from edgekit.detect.assign import assign
+from edgekit.detect.augment import DetectionAugment, EpochViews, draw_views
 from edgekit.detect.losses import DetectionTargets
 from edgekit.detect.postprocess import decode
 from edgekit.detect.tiny_detector import STRIDES, grid
 from edgekit.distill.train_loop import Recipe
-
 
 
 def targets_for(boxes: list[np.ndarray], labels: list[np.ndarray], size: int, num_classes: int) -> DetectionTargets:
@@ -24,39 +25,27 @@ def targets_for(boxes: list[np.ndarray], labels: list[np.ndarray], size: int, nu
     return DetectionTargets(torch.stack(cls), torch.stack(box), torch.stack(pos), centres, strides)
 
 
-def _flip(x: torch.Tensor, boxes: list[np.ndarray], flip: torch.Tensor, size: int) -> tuple[torch.Tensor, list[np.ndarray]]:
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    out = []
-    for b, f in zip(boxes, flip.tolist()):
-        out.append(np.stack([size - b[:, 2], b[:, 1], size - b[:, 0], b[:, 3]], 1) if f and len(b) else b)
-    return x, out
-
-
-def _flips(n: int, seed: int, augment_seed: int, epoch: int, hflip: bool, batch: int) -> torch.Tensor:
-    """Which images the epoch mirrors: drawn batch by batch, after the epoch's order, from the generator the order
-    came from (so a run repeats the loop detection had before the one training loop, image for image)."""
-    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
-    order = torch.randperm(n, generator=generator)  # train_loop.epoch_order, drawn again to advance the generator
-    drawn = torch.cat([torch.rand(len(chunk), generator=generator) < 0.5 for chunk in order.split(batch)])
-    by_image = torch.empty(n, dtype=torch.bool)
-    by_image[order] = drawn
-    return by_image
-
-
-def detection_recipe(num_classes: int, forward: Callable[[Any, torch.Tensor], dict] | None = None) -> Recipe:
-    """AdamW with a short warm-up, horizontal flips (boxes mirrored with the image), targets assigned per batch.
+def detection_recipe(num_classes: int, forward: Callable[[Any, torch.Tensor], dict] | None = None, *,
+                     epochs: int = 1, mean: Sequence[float] = (0.0, 0.0, 0.0),
+                     std: Sequence[float] = (1.0, 1.0, 1.0)) -> Recipe:
+    """AdamW with a short warm-up, the per-epoch seeded augmentation of detect/augment.py (mosaic off for the
+    last fifth of ``epochs``; ``mean``/``std`` are the run's, to find pixel space and the letterbox grey),
+    targets assigned per batch.
 
     A plain TinyDetector trains on its training outputs (``forward_train``) in channels-last layout: PyTorch's CPU
     depthwise and 1x1 convolutions ran a training step about 30 % faster that way (measured on a batch of 32 at
     96 px). A prepared QAT graph passes its own ``forward`` and keeps the default layout."""
+    augment = DetectionAugment(list(mean), list(std), LETTERBOX_PAD)
 
-    def batch(x: torch.Tensor, split: Any, idx: torch.Tensor, flips: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        picked = idx.tolist()
-        xb, boxes = _flip(x[idx], [split.boxes[i] for i in picked], flips[idx], x.shape[-1])
-        return xb, targets_for(boxes, [split.labels[i] for i in picked], x.shape[-1], num_classes)
+    def views(n: int, seed: int, augment_seed: int, epoch: int, hflip: bool, batch: int) -> EpochViews:
+        return draw_views(n, augment_seed, epoch, epochs)  # flips always: scenes and photos may mirror
+
+    def batch(x: torch.Tensor, split: Any, idx: torch.Tensor, drawn: EpochViews) -> tuple[torch.Tensor, Any]:
+        xb, boxes, labels = augment(x, split.boxes, split.labels, idx.tolist(), drawn)
+        return xb, targets_for(boxes, labels, x.shape[-1], num_classes)
 
     return Recipe(optimizer=lambda params, lr, wd: torch.optim.AdamW(params, lr=lr, weight_decay=wd),
-                  weight_decay=1e-4, warmup=0.1, views=_flips, batch=batch,
+                  weight_decay=1e-4, warmup=0.1, views=views, batch=batch,
                   student_forward=forward or (lambda m, xb: m.forward_train(xb)),
                   teacher_forward=lambda t, xb: t.forward_train(xb), channels_last=forward is None)
 

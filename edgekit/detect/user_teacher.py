@@ -5,7 +5,7 @@
 - torchvision's FCOS (``--teacher-arch fcos_resnet50_fpn``), the torchvision detector whose heads match
   TinyDetector's (detect/torchvision_teacher.py); other torchvision detectors are refused with the reason.
 The weights are matched strictly, so a checkpoint of another architecture or class count fails with the
-mismatch named.
+mismatch named. An ``.onnx`` teacher is a YOLO export (detect/yolo_teacher.py), not loaded here.
 """
 
 from __future__ import annotations
@@ -33,28 +33,11 @@ def teacher_spec(path: Path, num_classes: int) -> DetectorSpec:
     return DetectorSpec(num_classes, **spec)
 
 
-def _refuse_yolo_onnx(path: Path, num_classes: int) -> None:
-    """An ONNX detection teacher is read as a YOLO export (detect/yolo_onnx.py): a file that is none, or that scores
-    another number of classes than the data has, is named as such; a good one is refused for now, saying what was
-    recognised, since distilling from it is not built yet."""
-    from edgekit.detect.yolo_onnx import check_classes, read_yolo_spec
-
-    spec = read_yolo_spec(path)
-    check_classes(spec, num_classes, path)
-    layout = "YOLOv5" if spec.layout == "v5" else "YOLOv8/11"
-    raise EdgekitError(f"teacher {path.name} is a {layout} ONNX export ({spec.input_size[1]}x{spec.input_size[0]}, "
-                       f"{spec.num_classes} classes); distilling from a YOLO teacher is not available yet",
-                       "train the built-in TinyDetector teacher (leave --teacher out) or pass a TinyDetector or "
-                       "torchvision FCOS state dict")
-
-
 def load_user_detector(path: Path, num_classes: int, arch: str = "") -> TinyDetector | FCOSTeacher:
     if arch in FCOS_ARCHS:
         fcos = FCOSTeacher(FCOSSpec(num_classes, arch))
         fit_state_dict(fcos.fcos, read_state_dict(path), path, f"{arch} ({num_classes} classes)")
         return fcos.eval()
-    if Path(path).suffix == ".onnx":
-        _refuse_yolo_onnx(Path(path), num_classes)
     if Path(path).suffix == ".pt2":
         raise EdgekitError(f"teacher file {path} is an ExportedProgram; a detection teacher must be a TinyDetector "
                            "state dict", "pass its .safetensors (or a weights-only .pt) with model.json beside it")

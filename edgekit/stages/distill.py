@@ -74,6 +74,6 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 "temperature": s.temperature, "alpha": s.alpha, "method": s.method, "intermediate": steps,
                 "history": trained.history, **trained.extra, **({"initial_weights": start} if start else {})}
 
-    return run_stage("distill", VERSION, s.fingerprint(), inputs, ctx.out, body,
+    return run_stage("distill", VERSION + ctx.task.training_version, s.fingerprint(), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)
 

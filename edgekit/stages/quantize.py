@@ -65,5 +65,5 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 "loss": task.qat_loss(s) if s.quant_method == "qat" else None,
                 "history": history}
 
-    return run_stage("quantize", VERSION, s.fingerprint(), inputs, ctx.out, body,
+    return run_stage("quantize", VERSION + ctx.task.training_version, s.fingerprint(), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)

@@ -54,5 +54,5 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 "members": [{k: v for k, v in m.items() if k != "history"} for m in members],
                 "history": members[0]["history"]}
 
-    return run_stage("teacher", VERSION, s.fingerprint(), inputs, ctx.out, body,
+    return run_stage("teacher", VERSION + ctx.task.training_version, s.fingerprint(), inputs, ctx.out, body,
                      force=ctx.force, console=ctx.console)

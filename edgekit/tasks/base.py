@@ -74,6 +74,8 @@ class Task(ABC):
     alpha_convention: ClassVar[str]               # what --alpha weighs, as the report says it
     tunable: ClassVar[bool] = False               # `edgekit tune` can search its distillation methods
     resize_mode: ClassVar[str] = "stretch"        # how images reach the input size: stretch, or letterbox
+    # appended to the training stages' versions: a change to one task's training recipe reruns that task's stages
+    training_version: ClassVar[str] = ""
     parity_gate: ClassVar[float]                  # the agreement a file needs to be recommended for deployment
 
     # --- checks and data ------------------------------------------------------------------------------

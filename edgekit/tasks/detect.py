@@ -77,6 +77,7 @@ class DetectionTask(Task):
     # detection in or out; INT8 files of the default run measured 0.985
     parity_gate = 0.95
     resize_mode = "letterbox"  # objects keep their shape; boxes map back by one scale and offset
+    training_version = "+d1"  # d1: mosaic, scale jitter and colour (detect/augment.py)
     # Batch 16 and AdamW at 0.02 (one-cycle): a scratch x0.35 student on the built-in scenes reached mAP50 0.86 in
     # 10 epochs, against 0.26 in 6 epochs at batch 32 and 0.004 (benchmarks/results/detect_scenes.md).
     defaults = {"size": 96, "batch_size": 16, "teacher_epochs": 12, "teacher_lr": 0.02, "distill_epochs": 10,
@@ -153,9 +154,15 @@ class DetectionTask(Task):
             check_pretrained(ARCH, s.pretrained)  # the file is in the cache (or downloaded now) before training
         classes = len(ctx.data.classes)  # decoding validates every image and label file
         if "teacher" in stages and ctx.settings.teacher is not None:
+            path = Path(ctx.settings.teacher)
+            if path.suffix == ".onnx":
+                from edgekit.detect.yolo_teacher import check_yolo_teacher
+
+                check_yolo_teacher(path, classes, list(ctx.data.classes))
+                return
             from edgekit.detect.user_teacher import load_user_detector
 
-            load_user_detector(Path(ctx.settings.teacher), classes, ctx.settings.teacher_arch)
+            load_user_detector(path, classes, ctx.settings.teacher_arch)
 
     # --- models ---------------------------------------------------------------------------------------
     def trained_teacher(self, settings: Settings) -> str:
@@ -189,6 +196,13 @@ class DetectionTask(Task):
                                         **({"initial_weights": start} if start else {})})
 
     def load_user_teacher(self, ctx: StageContext, path: Path, folder: Path) -> Trained:
+        if path.suffix == ".onnx":
+            from edgekit.detect.yolo_teacher import keep_yolo_teacher
+
+            yolo = keep_yolo_teacher(path, folder, len(ctx.data.classes), tuple(ctx.settings.mean),
+                                     tuple(ctx.settings.std))
+            return Trained(yolo, [], {"source": f"YOLO ONNX {path.name} (onnxruntime, at the run's {ctx.settings.size} "
+                                                "px; outputs only: feature imitation off)", "arch": self._arch(yolo)})
         from edgekit.detect.user_teacher import load_user_detector
 
         model = load_user_detector(path, len(ctx.data.classes), ctx.settings.teacher_arch)
@@ -245,16 +259,22 @@ class DetectionTask(Task):
 
         return train(model, ctx.images("train"), ctx.targets("train"), loss_fn=loss, teacher=teacher, epochs=epochs,
                      lr=lr, batch_size=ctx.settings.batch_size, seed=seed, stage=stage,
-                     recipe=detection_recipe(len(ctx.data.classes), forward))
+                     recipe=detection_recipe(len(ctx.data.classes), forward, epochs=epochs,
+                                             mean=ctx.settings.mean, std=ctx.settings.std))
 
     def distill(self, ctx: StageContext, model: Any, teacher: Any, teacher_layers: list[str], label: str) -> Trained:
         from edgekit.detect.user_teacher import TEACHER
 
         s = ctx.settings
-        loss = kd_loss(s.alpha, s.temperature, teacher.spec.neck if teacher is not None else TEACHER["neck"])
+        outputs_only = teacher is not None and not getattr(teacher, "has_features", True)
+        loss = kd_loss(s.alpha, s.temperature, TEACHER["neck"] if teacher is None or outputs_only else teacher.spec.neck)
+        if outputs_only:
+            loss.weights["feature"] = 0.0
+            ctx.console.print(f"{label}: the teacher gives outputs only: score KD and box imitation, feature "
+                              "imitation off", markup=False, highlight=False)
         history = self._train(ctx, model, loss, teacher, epochs=s.distill_epochs, lr=s.distill_lr, seed=s.seed,
                               stage=label)
-        return Trained(model, history)
+        return Trained(model, history, {"feature_imitation": not outputs_only} if teacher is not None else {})
 
     def train_qat(self, ctx: StageContext, prepared: Any, teacher: Any) -> list:
         """Score KD and box imitation keep guiding; feature imitation is off (the graph exposes only its outputs)."""
