@@ -222,13 +222,23 @@ def weight_range_default(target: str) -> str:
     return "reduced" if arch.startswith(("x86", "amd64", "i686")) else "full"
 
 
+def task_of_data(data: Any) -> str | None:
+    """The task a data file names when --task is not given: a YOLO data.yaml or a COCO .json is detection."""
+    if data is not None and Path(str(data)).suffix.lower() in (".yaml", ".yml", ".json"):
+        return "detect"
+    return None
+
+
 def build_settings(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Settings:
     """Defaults, then the config file, then the flags that were given (not None)."""
     settings = Settings()
     settings.alpha = None  # resolved from the method below when no source gives one
     settings.io = "auto"  # resolved from the recipe below when no source gives one
     settings.weight_range = "auto"  # resolved from the target below when no source gives one
-    task = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}.get("task", settings.task)
+    merged = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
+    task = merged.get("task", task_of_data(merged.get("data")) or settings.task)
+    if "task" not in merged and task != settings.task:
+        flag_values = {**flag_values, "task": task}
     if task in TASKS:  # an unknown task is named by validate()
         for key, value in get_task(task).defaults.items():
             setattr(settings, key, value)

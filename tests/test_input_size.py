@@ -65,3 +65,10 @@ def test_build_settings_chooses_only_when_size_is_not_given(tmp_path: Path) -> N
     assert given.size == 160 and given.size_reason == ""
     scenes = build_settings({}, {"task": "detect"})
     assert scenes.size == 96 and scenes.size_reason == ""
+
+
+def test_a_data_yaml_or_coco_json_means_detection_unless_task_is_given(tmp_path: Path) -> None:
+    data = str(_yolo(tmp_path, [(14, 30)] * 10))
+    assert build_settings({}, {"data": data}).task == "detect"
+    assert build_settings({"data": data}, {}).task == "detect"  # from a config file too
+    assert build_settings({}, {"data": str(tmp_path)}).task == "classify"  # an ImageFolder
