@@ -78,6 +78,14 @@ def test_reports_at_the_top(out: Path) -> None:
         [(a["name"], a["sha256"], a["latency_ms"]) for a in report["artifacts"]]
 
 
+def test_the_deployed_files_speed_is_said_in_frames_per_second(out: Path, report: dict) -> None:
+    picked = next(a for a in report["artifacts"] if a["name"] == report["deploy"]["name"])
+    assert picked["target_fps"] == round(1000 / picked["target_estimate_ms"], 1)
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert f"{picked['target_fps']:.1f} frames per second" in md
+    assert f"{picked['target_fps']:.1f} frames per second" in (out / "report.html").read_text(encoding="utf-8")
+
+
 def test_artifact_folder(out: Path) -> None:
     folder = out / "artifacts"
     for name in (*ARTIFACTS, "labels.txt", "preprocess.json"):

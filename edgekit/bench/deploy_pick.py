@@ -103,3 +103,15 @@ def pick_deployable(artifacts: list[dict[str, Any]], runtime: str, gate: float =
     if excluded:
         parts.append(excluded)
     return {"name": best["name"], "why": "; ".join(parts)}
+
+
+def deploy_rate(report: dict[str, Any]) -> str | None:
+    """The picked file's speed on the target as an app developer budgets it: ms per image and frames per second."""
+    name = (report.get("deploy") or {}).get("name")
+    picked = next((a for a in report.get("artifacts", []) if a["name"] == name), None)
+    est = (picked or {}).get("target_estimate")
+    if not est or not picked.get("target_fps"):
+        return None
+    how = "measured" if str(est.get("method", "")).startswith("measured") else "estimated"
+    return (f"on {report['target']['name']}: {est['ms']:.2f} ms per image {how} at {est['threads']} threads, "
+            f"{picked['target_fps']:.1f} frames per second")

@@ -72,6 +72,7 @@ def assemble(measurements: dict[str, Any], profile: dict[str, Any], threads: int
             est = a["target_estimate"]
             a["target_estimate_ms"] = est["ms"] if est else None  # the flat keys CI scripts read
             a["target_band_pct"] = est["band_pct"] if est else None
+            a["target_fps"] = round(1000.0 / est["ms"], 1) if est and est["ms"] > 0 else None
             if device_results and a["name"] in device_results:
                 a["device_latency_ms"] = device_results[a["name"]]
             a["budgets"] = check_budgets(a, budgets)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bench.choice_section import HEADER, after_training_line, choice_rows, choice_title
+from edgekit.bench.deploy_pick import deploy_rate
 from edgekit.bench.kept_float_section import kept_float_lines
 from edgekit.bench.layers_section import WORST_HEADER, layers_intro, worst_rows
 from edgekit.bench.report_md import artifact_header, artifact_rows, failed_files, metric_cell, metric_name
@@ -159,7 +160,9 @@ def _plain_marks(rows: list[list[str]]) -> list[list[str]]:
 def _deploy(report: dict[str, Any]) -> str:
     d = report.get("deploy") or {}
     if d.get("name"):
-        return f'<p class="deploy">Deploy this one: <b>{html.escape(d["name"])}</b> — {html.escape(d["why"])}.</p>'
+        rate = deploy_rate(report)
+        return (f'<p class="deploy">Deploy this one: <b>{html.escape(d["name"])}</b> — {html.escape(d["why"])}.</p>'
+                + (f'<p>Speed {html.escape(rate)}.</p>' if rate else ""))
     return f'<p class="nodeploy">Nothing to deploy: {html.escape(d.get("why", "no artifact"))}.</p>'
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgekit.bench.choice_section import HEADER, after_training_line, choice_rows, choice_title
+from edgekit.bench.deploy_pick import deploy_rate
 from edgekit.bench.kept_float_section import kept_float_lines
 from edgekit.bench.layers_section import WORST_HEADER, layers_intro, worst_rows
 from edgekit.export.guarded import FAILED_TO
@@ -172,6 +173,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         *(f"> **Warning: learned too little.** {line}." for line in report.get("learned_little", [])),
         f"**Deploy this one:** `{deploy['name']}`, {deploy['why']}." if deploy.get("name")
         else f"**Deploy:** {deploy.get('why', 'no pick')}.",
+        *([f"Speed of `{deploy['name']}` {rate}."] if (rate := deploy_rate(report)) else []),
         "## Artifacts",
         _table(artifact_header(report), artifact_rows(report)),
         *(f"**Failed:** `{name}` {cause}" for name, cause in failed_files(report)),

@@ -71,7 +71,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         est = a.get("target_estimate")
         if est:
             ctx.console.print(f"estimate: {a['name']} on {report['target']['name']}: {est['ms']:.2f} ms "
-                              f"± {est['band_pct']:.0f} % ({est['threads']} threads)")
+                              f"± {est['band_pct']:.0f} % ({est['threads']} threads), {a['target_fps']:.1f} FPS")
         elif a.get("target_estimate_note"):
             ctx.console.print(f"estimate: {a['name']} on {report['target']['name']}: {a['target_estimate_note']}")
     return {"failures": failures, "failed_files": failure_lines(report["artifacts"], ctx.out), "deploy": report["deploy"]}
