@@ -57,14 +57,17 @@ def edgekit(args: list[str], log: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coco128", action="store_true", help="use COCO128 instead of the built-in scenes")
-    parser.add_argument("--aquarium", action="store_true", help="use the Aquarium photos, default settings")
+    parser.add_argument("--aquarium", nargs="?", const=True, default=False, metavar="DATA_YAML",
+                        help="use the Aquarium photos, default settings (from the shared archive, or a data.yaml of "
+                             "it unpacked elsewhere)")
     parser.add_argument("--teacher", type=Path, help="a teacher file for both runs (a YOLO .onnx export)")
     parser.add_argument("--out", type=Path, help="run folder (default: a new temporary one)")
     parser.add_argument("extra", nargs="*", help="flags for both edgekit commands (after --)")
     args = parser.parse_args()
     name = "coco128" if args.coco128 else "aquarium" if args.aquarium else "scenes"
     data = (["--data", str(unpacked_yaml(COCO128, "coco128", "config.yaml"))] + COCO_FLAGS if args.coco128 else
-            ["--data", str(unpacked_yaml(AQUARIUM, "aquarium", "data.yaml"))] if args.aquarium else [])
+            ["--data", str(args.aquarium if isinstance(args.aquarium, str) else
+                           unpacked_yaml(AQUARIUM, "aquarium", "data.yaml"))] if args.aquarium else [])
     teacher = ["--teacher", str(args.teacher.resolve())] if args.teacher else []
     name += "_yolo" if args.teacher else ""
     flags = ["--task", "detect", *data, *teacher, *args.extra]
