@@ -54,6 +54,11 @@ def edgekit(args: list[str], log: Path) -> float:
     return time.perf_counter() - started
 
 
+def _estimate(est: dict | None) -> dict:
+    """The rpi4 estimate of a file, or None values (the cost model reads .tflite and .onnx only)."""
+    return {"rpi4_ms": est and est["ms"], "rpi4_band_pct": est and est["band_pct"], "rpi4_threads": est and est["threads"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coco128", action="store_true", help="use COCO128 instead of the built-in scenes")
@@ -97,8 +102,7 @@ def main() -> int:
         "models": {k: {"params": v.get("params"), "map50": v["map50"], "map50_95": v["map50_95"]} for k, v in models.items()},
         "artifacts": {n: {"bytes": a["bytes"], "map50": a["map50"], "map50_95": a["map50_95"], "agreement": a["agreement"],
                           "host_p50_ms": a["latency_ms"]["p50"], "host_p90_ms": a["latency_ms"]["p90"],
-                          "rpi4_ms": a["target_estimate"]["ms"], "rpi4_band_pct": a["target_estimate"]["band_pct"],
-                          "rpi4_threads": a["target_estimate"]["threads"], "rpi4_fps": a.get("target_fps")}
+                          **_estimate(a.get("target_estimate")), "rpi4_fps": a.get("target_fps")}
                       for n, a in arts.items()},
         "settings": report["settings"],
     }
@@ -154,8 +158,9 @@ def render(r: dict, name: str) -> str:
               "|---|---|---|---|---|---|---|---|"]
     for n, a in r["artifacts"].items():
         lines.append(f"| {n} | {a['bytes'] / 1024:.1f} | {a['map50']:.4f} | {a['map50_95']:.4f} | {a['agreement']:.4f} | "
-                     f"{a['host_p50_ms']:.3f} / {a['host_p90_ms']:.3f} | {a['rpi4_ms']:.2f} ± {a['rpi4_band_pct']:.0f} % "
-                     f"({a.get('rpi4_threads', '?')} threads) | {a.get('rpi4_fps') or '-'} |")
+                     f"{a['host_p50_ms']:.3f} / {a['host_p90_ms']:.3f} | "
+                     + (f"{a['rpi4_ms']:.2f} ± {a['rpi4_band_pct']:.0f} % ({a['rpi4_threads']} threads)" if a["rpi4_ms"]
+                        else "- (no estimate for this format)") + f" | {a.get('rpi4_fps') or '-'} |")
     if "checks" in r:
         lines += ["", "| Goal | Measured | Met |", "|---|---|---|"]
         lines += [f"| {k} | {v[0]} | {'yes' if v[1] else 'NO'} |" for k, v in r["checks"].items()]
