@@ -35,6 +35,17 @@ def absolute_yaml(data: Path, out: Path) -> Path:
     return target
 
 
+def _training_seconds(results_csv: Path) -> float | None:
+    """Ultralytics' own cumulative training time (its results.csv 'time' column), which spans a resumed run."""
+    import csv
+
+    try:
+        rows = list(csv.DictReader(results_csv.open(encoding="utf-8")))
+        return float(rows[-1]["time"].strip()) if rows and "time" in rows[-1] else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="yolov8n.yaml", help="an Ultralytics model yaml (trained from scratch)")
@@ -49,12 +60,15 @@ def main() -> int:
     settings.update({"sync": False})
     args.out.mkdir(parents=True, exist_ok=True)
     data = absolute_yaml(unpacked_yaml(AQUARIUM, "aquarium", "data.yaml"), args.out)
-    model = YOLO(args.model)
+    last = args.out / "train" / "weights" / "last.pt"
     started = time.perf_counter()
-    model.train(data=str(data), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device="cpu", workers=2,
-                pretrained=False, amp=False, plots=False, seed=0, deterministic=True, project=str(args.out),
-                name="train", exist_ok=True, verbose=False)
-    train_seconds = time.perf_counter() - started
+    if last.is_file():  # a training stopped part way (a session's end) goes on from its last epoch
+        YOLO(str(last)).train(resume=True)
+    else:
+        YOLO(args.model).train(data=str(data), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device="cpu",
+                               workers=2, pretrained=False, amp=False, plots=False, seed=0, deterministic=True,
+                               project=str(args.out), name="train", exist_ok=True, verbose=False)
+    train_seconds = _training_seconds(args.out / "train" / "results.csv") or time.perf_counter() - started
     best = args.out / "train" / "weights" / "best.pt"
     trained = YOLO(str(best))
     metrics = trained.val(data=str(data), split="test", imgsz=args.imgsz, batch=args.batch, device="cpu", plots=False,
