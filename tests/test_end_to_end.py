@@ -78,6 +78,16 @@ def test_reports_at_the_top(out: Path) -> None:
         [(a["name"], a["sha256"], a["latency_ms"]) for a in report["artifacts"]]
 
 
+def test_the_report_states_the_input_size_and_why_when_chosen(report: dict) -> None:
+    from edgekit.bench.report_html import render_html
+    from edgekit.bench.report_md import render_markdown
+
+    assert report["data"]["input_size"] == E2E_SIZE and "input_size_reason" not in report["data"]  # --size given
+    chosen = {**report, "data": {**report["data"], "input_size_reason": "384 px: because"}}
+    assert "Input size chosen from the data: 384 px: because." in render_markdown(chosen)
+    assert "Input size chosen from the data: 384 px: because." in render_html(chosen)
+
+
 def test_the_deployed_files_speed_is_said_in_frames_per_second(out: Path, report: dict) -> None:
     picked = next(a for a in report["artifacts"] if a["name"] == report["deploy"]["name"])
     assert picked["target_fps"] == round(1000 / picked["target_estimate_ms"], 1)

@@ -72,3 +72,4 @@ def test_a_data_yaml_or_coco_json_means_detection_unless_task_is_given(tmp_path:
     assert build_settings({}, {"data": data}).task == "detect"
     assert build_settings({"data": data}, {}).task == "detect"  # from a config file too
     assert build_settings({}, {"data": str(tmp_path)}).task == "classify"  # an ImageFolder
+

@@ -213,6 +213,7 @@ def render_html(report: dict[str, Any], snippets: dict[str, tuple[str, str, str]
 <style>{STYLE}</style></head><body>
 <h1>edgekit report — target {html.escape(target['name'])}</h1>
 <p>{html.escape(target['description'])}. Host: {html.escape(str(report['host']['cpu']))}, {report['host']['cores']} cores.</p>
+{f'<p>Input size chosen from the data: {html.escape(reason)}.</p>' if (reason := report.get('data', {}).get('input_size_reason')) else ''}
 {''.join(f'<p class="nodeploy">Learned too little: {html.escape(line)}.</p>' for line in report.get('learned_little', []))}
 {_deploy(report)}
 <h2>Artifacts</h2>

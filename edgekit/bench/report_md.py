@@ -166,6 +166,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         data = report["data"]
         head += (f" Data: {data['source']}, {len(data['classes'])} classes, {metric_name(report)} on the `{data['eval_split']}` "
                  f"split ({data['counts'][data['eval_split']]} images).")
+        if data.get("input_size_reason"):
+            head += f" Input size chosen from the data: {data['input_size_reason']}."
     budgets = report.get("budgets") or {}
     parts = [
         f"# edgekit report — target {target['name']}",

@@ -37,6 +37,7 @@ class DataSettings:
     mean: list[float]
     std: list[float]
     skip_bad_images: bool = not_fingerprinted("the data's identity (an input) lists the images read")
+    size_reason: str = not_fingerprinted("why the size was chosen from the data; the size itself is fingerprinted")
 
     stage: ClassVar[str] = ""
 
@@ -169,7 +170,6 @@ def for_stage(settings: Settings | DataSettings, stage: str) -> DataSettings:
     return cls(**values)
 
 # Settings no stage reads: they decide how the run starts, before any stage.
-RUN_LEVEL = {"size_reason": "why the size (which the stages read) was chosen from the data; said in the log and report",
-             "nproc": "the number of training processes, started by the CLI (torchrun) before any stage",
+RUN_LEVEL = {"nproc": "the number of training processes, started by the CLI (torchrun) before any stage",
              "latency_margin": "with candidates: how --student auto chooses; the stages read the chosen student",
              "candidates": "with latency_margin: what --student auto chooses from; the stages read the choice"}
