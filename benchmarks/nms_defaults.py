@@ -21,18 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import torch
+from torchvision.ops import box_iou
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 IOUS = (0.3, 0.45, 0.5, 0.6, 0.7)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x0, y0 = np.maximum(a[:, None, 0], b[None, :, 0]), np.maximum(a[:, None, 1], b[None, :, 1])
-    x1, y1 = np.minimum(a[:, None, 2], b[None, :, 2]), np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
 
 
 def match_counts(gt: list[tuple[np.ndarray, np.ndarray]], found: list[list[dict]]) -> dict[str, float]:
@@ -47,7 +41,7 @@ def match_counts(gt: list[tuple[np.ndarray, np.ndarray]], found: list[list[dict]
             if not same.any():
                 fp += 1
                 continue
-            overlap = _iou(np.array([d["box"]], np.float32), boxes)[0] * same
+            overlap = box_iou(torch.tensor([d["box"]]), torch.as_tensor(boxes)).numpy()[0] * same
             free = np.where(taken, 0.0, overlap)
             if free.max() >= 0.5:
                 taken[int(free.argmax())] = True

@@ -45,15 +45,12 @@ def _image_side(path: Path) -> tuple[int, int] | None:
 
 def yolo_fractions(data_yaml: Path) -> tuple[np.ndarray, int]:
     """Each training box's shorter side over its image's longer side, and the longest image side seen."""
-    from edgekit.detect.yolo_data import IMAGE_SUFFIXES, _label_file, _names, read_labels, read_yaml
+    from edgekit.detect.yolo_data import _label_file, _names, data_root, image_files, read_labels, read_yaml
 
     doc = read_yaml(data_yaml)
     names = _names(doc["names"], data_yaml)
-    root = Path(doc.get("path") or ".")
-    root = root if root.is_absolute() else (data_yaml.parent / root)
-    folder = root / str(doc["train"])
     fractions, longest = [], 0
-    for image in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+    for image in image_files(data_root(data_yaml, doc) / str(doc["train"])):
         labels = _label_file(image)
         side = _image_side(image)
         if side is None:

@@ -58,6 +58,16 @@ def read_yaml(path: Path) -> dict:
     return doc
 
 
+def data_root(path: Path, doc: dict) -> Path:
+    """The folder the YAML's split paths are relative to: its ``path``, itself relative to the YAML file."""
+    root = Path(doc.get("path") or ".")
+    return root if root.is_absolute() else (path.parent / root)
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _label_file(image: Path) -> Path:
     parts = list(image.parts)
     for i in range(len(parts) - 1, -1, -1):
@@ -101,7 +111,7 @@ def read_labels(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray, i
 def _split(folder: Path, names: list[str], size: int, label: str, bad: BadImages) -> tuple[DetectionSplit, int]:
     if not folder.is_dir():
         raise EdgekitError(f"the {label} folder {folder} does not exist", f"fix '{label}' in the data YAML")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise EdgekitError(f"the {label} folder {folder} holds no images", "add .jpg/.png images or fix the YAML")
     images, boxes, labels, sizes, clipped = [], [], [], [], 0
@@ -131,8 +141,7 @@ def _split(folder: Path, names: list[str], size: int, label: str, bad: BadImages
 def load_yolo(path: Path, size: int, skip_bad_images: bool = False) -> DetectionData:
     doc = read_yaml(path)
     names = _names(doc["names"], path)
-    root = Path(doc.get("path") or ".")
-    root = root if root.is_absolute() else (path.parent / root)
+    root = data_root(path, doc)
     splits, clipped = {}, 0
     bad = BadImages(skip_bad_images)
     for key in ("train", "val", "test"):

@@ -89,9 +89,9 @@ def keep_yolo_teacher(path: Path, folder: Path, num_classes: int, mean: tuple[fl
     from edgekit.models.onnx_teacher import copy_onnx_model
     from edgekit.pipeline.atomic import write_json_atomic
 
-    check_yolo_teacher(path, num_classes)
     copy_onnx_model(path, folder / FILE)  # external weights, if any, go inside the copy
-    teacher = YoloGridTeacher(folder / FILE, mean, std)
+    teacher = YoloGridTeacher(folder / FILE, mean, std)  # reads the layout (or refuses the file)
+    check_classes(teacher.yolo.spec, num_classes, path)
     write_json_atomic(folder / SPEC, {"kind": KIND, **teacher.spec.as_dict(), "params": teacher.parameter_count})
     return teacher
 
