@@ -90,3 +90,13 @@ def test_compress_distils_from_a_yolo_file(tmp_path: Path, edgekit_script: Path)
     assert all(epoch.get("feature", 0.0) == 0.0 for epoch in distill["history"])
     assert (run / "artifacts" / "model_int8.tflite").is_file()
     assert "feature imitation off" in (run / "report.md").read_text(encoding="utf-8")  # the teacher's source says so
+    graph = json.loads((run / "report.json").read_text(encoding="utf-8"))["teacher"]["graph"]
+    assert graph["macs"] == 86024  # read from the kept file (one 8x8 conv), not re-exported through torch
+    assert "training mode" not in result.stderr
+
+
+def test_the_detect_task_reads_the_kept_yolo_file_by_its_name() -> None:
+    from edgekit.detect.yolo_teacher import FILE
+    from edgekit.tasks.detect import DetectionTask
+
+    assert FILE in DetectionTask.teacher_onnx_files

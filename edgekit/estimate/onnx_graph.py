@@ -174,9 +174,9 @@ def onnx_ops(path: Path) -> list[OpCost]:
         # a float operator reads float weights, also when a DequantizeLinear makes them from int8 at each run
         weight_bytes = sum(int(np.prod(shape)) * (4 if dequantized and not integer else ITEMSIZE.get(dtype, 4))
                            for shape, dtype, dequantized in map(constant, weights))
-        # NCHW conv: batch x H x W positions; Gemm/MatMul: every dimension but the last
+        # NCHW conv: batch x H x W positions; Gemm/MatMul: every dimension but the last; a scalar: one
         rows = out_elems // out_shape[1] if kind in (CONV, DEPTHWISE) and len(out_shape) == 4 else \
-            out_elems // max(out_shape[-1], 1)
+            out_elems // max(out_shape[-1], 1) if out_shape else 1
         ops.append(OpCost(kind, kind_name, precision, macs, act_bytes, weight_bytes, rows))
     return ops
 

@@ -92,14 +92,15 @@ def teacher_graph(ctx: StageContext, example: torch.Tensor) -> dict[str, Any] | 
     from edgekit.models.stage_models import ONNX_TEACHER
 
     teacher_dir = stage_dir(ctx.out, "teacher")
-    if (teacher_dir / ONNX_TEACHER).is_file():
-        return summarize(graph_ops(teacher_dir / ONNX_TEACHER))
-    try:
+    kept = [teacher_dir / name for name in (ONNX_TEACHER, *ctx.task.teacher_onnx_files) if (teacher_dir / name).is_file()]
+    try:  # a user's ONNX file, or an architecture the exporter cannot take, only loses the teacher's plot point
+        if kept:
+            return summarize(graph_ops(kept[0]))
         with tempfile.TemporaryDirectory() as tmp:
-            export_onnx(ctx.task.load_teacher(teacher_dir), example, Path(tmp) / "teacher.onnx", {},
-                        output_names=list(ctx.task.output_names))
+            teacher = ctx.task.load_teacher(teacher_dir).eval()
+            export_onnx(teacher, example, Path(tmp) / "teacher.onnx", {}, output_names=list(ctx.task.output_names))
             return summarize(graph_ops(Path(tmp) / "teacher.onnx"))
-    except Exception:  # noqa: BLE001 - an architecture the exporter cannot take only loses the teacher's plot point
+    except Exception:  # noqa: BLE001
         return None
 
 

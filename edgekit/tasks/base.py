@@ -77,6 +77,8 @@ class Task(ABC):
     # appended to the training stages' versions: a change to one task's training recipe reruns that task's stages
     training_version: ClassVar[str] = ""
     parity_gate: ClassVar[float]                  # the agreement a file needs to be recommended for deployment
+    # ONNX files a teacher stage may keep as the teacher itself (read for the teacher's graph, not re-exported)
+    teacher_onnx_files: ClassVar[tuple[str, ...]] = ()
 
     # --- checks and data ------------------------------------------------------------------------------
     @abstractmethod
