@@ -92,6 +92,14 @@ def test_distillation_terms() -> None:
     # a student identical to its teacher has nothing to learn from the score term
     _, same = loss(s_out, {**s_out, "features": t_out["features"]}, empty)
     assert same["score_kd"] == pytest.approx(0.0, abs=1e-5)
+    # the quality-focal form (the teacher's scores as the soft target of the ground-truth class loss): also
+    # nothing to learn from an identical teacher, and more the further the student's scores are from it
+    qfl = DetectionKD(48, 64, score_loss="qfl")
+    _, same = qfl(s_out, {**s_out, "features": t_out["features"]}, empty)
+    assert same["score_kd"] == pytest.approx(0.0, abs=1e-6)
+    far = {**s_out, "logits": s_out["logits"] + 3.0}
+    assert qfl(far, s_out, empty)[1]["score_kd"] > qfl({**s_out, "logits": s_out["logits"] + 1.0}, s_out,
+                                                       empty)[1]["score_kd"] > 0
 
 
 def _yolo(tmp: Path, label_text: str | None, names: str = "names: [a, b]\n") -> Path:

@@ -14,6 +14,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
+from edgekit.detect.assign import assign
 from edgekit.detect.tiny_detector import grid
 from edgekit.detect.yolo_onnx import (YoloOnnxTeacher, check_classes, letterbox, read_yolo_spec,
                                       to_student_grid)
@@ -244,6 +245,19 @@ def test_one_box_teaches_the_cells_whose_centre_it_contains() -> None:
     assert torch.allclose(ltrb[27], torch.tensor([1.0, 1.0, 2.75, 1.0]))  # centre (28, 28), stride 8
     rest = [a for a in range(80) if a not in hit]
     assert torch.all(logits[rest] == FLOOR_LOGIT) and torch.all(ltrb[rest] == 0)
+
+
+def test_with_a_centre_radius_the_teacher_teaches_the_cells_the_ground_truth_would() -> None:
+    boxes = torch.tensor([[4.0, 6.0, 120.0, 50.0], [70.0, 80.0, 90.0, 96.0]])  # 116 wide (stride 16), 20 (stride 8)
+    scores = torch.tensor([[0.8, 0.1], [0.2, 0.6]])
+    logits, ltrb = to_student_grid(boxes, scores, (128, 128), 128, centre_radius=1.5)
+    centres, strides = grid(128)
+    _, box_t, positive = assign(boxes, torch.tensor([0, 1]), centres, strides, 2)
+    assert positive.sum() > 0 and torch.equal(ltrb.abs().sum(1) > 0, positive)
+    assert torch.allclose(ltrb[positive], box_t[positive])
+    assert torch.all(logits[~positive] == FLOOR_LOGIT)
+    _, everywhere = to_student_grid(boxes, scores, (128, 128), 128)  # without: every cell inside the box
+    assert (everywhere.abs().sum(1) > 0).sum() > positive.sum()  # 25 cells against 13
 
 
 def test_boxes_go_to_the_levels_of_their_size() -> None:

@@ -69,6 +69,15 @@ def ground_truth_loss(out: dict, t: DetectionTargets, quality: bool = True) -> t
     return total, {"cls": float(cls.detach()), "box": float(box.detach())}
 
 
+def binary_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per element KL between the teacher's and the student's sigmoid scores at ``temperature`` (exact, no eps)."""
+    t_logits, s_logits = teacher_logits / temperature, student_logits / temperature
+    p_t = torch.sigmoid(t_logits)
+    log_t, log_not_t = nn.functional.logsigmoid(t_logits), nn.functional.logsigmoid(-t_logits)
+    log_s, log_not_s = nn.functional.logsigmoid(s_logits), nn.functional.logsigmoid(-s_logits)
+    return p_t * (log_t - log_s) + (1 - p_t) * (log_not_t - log_not_s)
+
+
 class DetectionKD(nn.Module):
     """Ground truth + class-score KD at temperature T + box imitation + neck feature imitation.
 
@@ -84,14 +93,24 @@ class DetectionKD(nn.Module):
 
     def __init__(self, student_channels: int, teacher_channels: int, temperature: float = 2.0,
                  weights: dict[str, float] | None = None, confident: float = 0.5, gt_weight: float = 1.0,
-                 quality: bool = True) -> None:
+                 quality: bool = True, score_loss: str = "kl") -> None:
         super().__init__()
         self.quality = quality
+        self.score_loss = score_loss
         self.temperature = temperature
         self.gt_weight = gt_weight
         self.weights = {"score_kd": 1.0, "box_imitation": 1.0, "feature": 1.0, **(weights or {})}
         self.confident = confident
         self.adapters = nn.ModuleList(nn.Conv2d(student_channels, teacher_channels, 1) for _ in range(2))
+
+    def _score_kd(self, s_logits: torch.Tensor, t_logits: torch.Tensor, targets: DetectionTargets) -> torch.Tensor:
+        n_pos = max(1.0, float(targets.positive.sum()))
+        if self.score_loss == "qfl":  # the ground-truth class loss with the teacher's scores as the soft target
+            return quality_focal_loss(s_logits, torch.sigmoid(t_logits)) / n_pos
+        # summed over locations and classes and divided by the positives, as the ground-truth class loss is:
+        # a mean over every location let background dilute it to ~1/30 of the other terms
+        t = self.temperature
+        return binary_kl(s_logits, t_logits, t).sum() / n_pos * t * t
 
     def forward(self, student: dict, teacher: dict | None, targets: DetectionTargets
                 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -99,16 +118,7 @@ class DetectionKD(nn.Module):
         if teacher is None:
             return gt, parts
         total = self.gt_weight * gt
-        t = self.temperature
-        t_logits = teacher["logits"].detach() / t
-        p_t = torch.sigmoid(t_logits)
-        log_t, log_not_t = nn.functional.logsigmoid(t_logits), nn.functional.logsigmoid(-t_logits)  # exact, no eps
-        log_s = nn.functional.logsigmoid(student["logits"] / t)
-        log_not_s = nn.functional.logsigmoid(-student["logits"] / t)
-        kl = p_t * (log_t - log_s) + (1 - p_t) * (log_not_t - log_not_s)
-        # summed over locations and classes and divided by the positives, as the ground-truth class loss is:
-        # a mean over every location let background dilute it to ~1/30 of the other terms
-        score_kd = kl.sum() / max(1.0, float(targets.positive.sum())) * t * t
+        score_kd = self._score_kd(student["logits"], teacher["logits"].detach(), targets)
         confident = torch.sigmoid(teacher["logits"].detach()).max(-1).values >= self.confident
         if confident.any():
             box_imitation = nn.functional.l1_loss(student["boxes"][confident], teacher["boxes"].detach()[confident])

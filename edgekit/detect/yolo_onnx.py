@@ -308,19 +308,23 @@ def _to_student_pixels(boxes: torch.Tensor, image_hw: tuple[int, int], size: int
     return torch.from_numpy(letterbox_boxes(boxes.numpy(), h, w, (size, size)))
 
 
-def _first_containing(boxes: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """Per centre, the index of the first box that contains it (strictly, as assign), -1 where none does."""
+def _first_containing(boxes: torch.Tensor, centres: torch.Tensor, near: float | None = None) -> torch.Tensor:
+    """Per centre, the index of the first box that contains it (strictly, as assign), -1 where none does; with
+    ``near`` (pixels) only boxes whose centre is that close to the cell's on both axes count."""
     choice = torch.full((len(centres),), -1, dtype=torch.long)
+    bx, by = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     for start in range(0, len(centres), CELL_CHUNK):
         x, y = centres[start:start + CELL_CHUNK, 0:1], centres[start:start + CELL_CHUNK, 1:2]
         inside = (x > boxes[:, 0]) & (x < boxes[:, 2]) & (y > boxes[:, 1]) & (y < boxes[:, 3])
+        if near is not None:
+            inside &= ((x - bx).abs() <= near) & ((y - by).abs() <= near)
         hit, first = inside.to(torch.uint8).max(1)  # max returns the index of the first of equal maxima
         choice[start:start + CELL_CHUNK] = torch.where(hit > 0, first, -1)
     return choice
 
 
 def _best_containing(boxes: torch.Tensor, centres: torch.Tensor, strides: torch.Tensor,
-                     scale_ranges: bool) -> torch.Tensor:
+                     scale_ranges: bool, centre_radius: float | None = None) -> torch.Tensor:
     """Per cell, the index of the first box (boxes come sorted best first) that contains its centre and, with
     scale_ranges, whose longer side lies in the range of the cell's level; -1 where none does. Level by level,
     so that each level only tests the boxes of its sizes."""
@@ -331,14 +335,16 @@ def _best_containing(boxes: torch.Tensor, centres: torch.Tensor, strides: torch.
         low, high = SCALE_RANGES[s]
         fits = torch.nonzero((side >= low) & (side <= high) if scale_ranges else side >= 0).flatten()
         if len(cells) and len(fits):
-            first = _first_containing(boxes[fits], centres[cells])
+            near = None if centre_radius is None else centre_radius * s
+            first = _first_containing(boxes[fits], centres[cells], near)
             choice[cells] = torch.where(first >= 0, fits[first.clamp(min=0)], -1)
     return choice
 
 
 def to_student_grid(boxes_xyxy: torch.Tensor | np.ndarray, scores: torch.Tensor | np.ndarray,
                     image_hw: tuple[int, int], student_size: int, strides: tuple[int, ...] = STRIDES, *,
-                    letterboxed: bool = False, scale_ranges: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                    letterboxed: bool = False, scale_ranges: bool = True,
+                    centre_radius: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One image's teacher predictions (boxes xyxy [K, 4] in original pixels, scores [K, C], before NMS) as
     TinyDetector targets: class logits [A, C] and box distances ltrb [A, 4] (from the cell centre, in strides).
 
@@ -364,7 +370,7 @@ def to_student_grid(boxes_xyxy: torch.Tensor | np.ndarray, scores: torch.Tensor 
     order = best[keep].argsort(descending=True, stable=True)
     boxes = _to_student_pixels(boxes[keep], image_hw, student_size, letterboxed)[order]
     scores = scores[keep][order]
-    choice = _best_containing(boxes, centres, cell_strides, scale_ranges)
+    choice = _best_containing(boxes, centres, cell_strides, scale_ranges, centre_radius)
     cells = torch.nonzero(choice >= 0).flatten()
     chosen, (cx, cy) = boxes[choice[cells]], centres[cells].T
     logits[cells] = torch.logit(scores[choice[cells]].clamp(FLOOR, 1 - FLOOR))

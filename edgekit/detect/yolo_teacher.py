@@ -52,8 +52,9 @@ class YoloGridTeacher(torch.nn.Module):
     has_features = False
 
     def __init__(self, path: Path | str, mean: tuple[float, ...], std: tuple[float, ...],
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, centre_radius: float | None = None) -> None:
         super().__init__()
+        self.centre_radius = centre_radius
         self.path = Path(path)
         self.yolo = YoloOnnxTeacher(self.path, threads)
         y = self.yolo.spec
@@ -66,7 +67,8 @@ class YoloGridTeacher(torch.nn.Module):
     def forward_train(self, x: torch.Tensor) -> dict[str, Any]:
         size = x.shape[-1]
         pixels = ((x.float().cpu() * self._std + self._mean).clamp(0, 1) * 255).permute(0, 2, 3, 1).numpy()
-        logits, ltrb = zip(*(to_student_grid(boxes, scores, (size, size), size)
+        logits, ltrb = zip(*(to_student_grid(boxes, scores, (size, size), size,
+                                                             centre_radius=self.centre_radius)
                              for boxes, scores in self.yolo.predict(list(pixels))))
         return {"logits": torch.stack(logits).to(x.device), "boxes": torch.stack(ltrb).to(x.device), "features": None}
 
