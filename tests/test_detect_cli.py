@@ -8,6 +8,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -55,6 +56,7 @@ def test_detection_run_writes_the_artifact_contract(detect_run: Path) -> None:
     det = recipe["detection"]
     assert det["task"] == "detect" and det["strides"] == [8, 16] and det["outputs"] == ["scores", "boxes"]
     assert recipe["resize"] == "letterbox" and recipe["pad_value"] == 114  # images keep their aspect ratio
+    assert "left (W - new_w) // 2, top (H - new_h) // 2" in recipe["letterbox"]  # where the image sits: centred
     assert set(recipe["artifacts"]) == set(FILES)
     assert recipe["artifacts"]["model_int8.tflite"]["input_dtype"] == "uint8"
     import onnx
@@ -177,6 +179,84 @@ def test_predict_reads_the_recipe_embedded_in_a_lone_tflite_file(detect_run: Pat
     assert beside.returncode == 0 and alone.returncode == 0, beside.stderr + alone.stderr
     strip = lambda text: [p["detections"] for p in json.loads(text)]  # noqa: E731
     assert strip(alone.stdout) == strip(beside.stdout)
+
+
+def _app_input(image: Image.Image, recipe: dict, entry: dict) -> tuple[np.ndarray, float, int, int]:
+    """What an app builds from preprocess.json's words alone (no edgekit code): the letterboxed input."""
+    height, width = recipe["size"]
+    r = min(height / image.height, width / image.width)
+    new_w, new_h = round(image.width * r), round(image.height * r)
+    left, top = (width - new_w) // 2, (height - new_h) // 2
+    canvas = Image.new("RGB", (width, height), (recipe["pad_value"],) * 3)
+    canvas.paste(image.convert("RGB").resize((new_w, new_h), Image.Resampling.BILINEAR), (left, top))
+    pixels = np.asarray(canvas)
+    if entry["input_dtype"] == "uint8":  # the recipe's input_feed: the pixel values as they are, NHWC
+        return pixels[None], r, left, top
+    x = (pixels * recipe["scale"] - np.array(recipe["mean"])) / np.array(recipe["std"])
+    return x.transpose(2, 0, 1)[None].astype(np.float32), r, left, top
+
+
+def _app_detections(scores: np.ndarray, boxes: np.ndarray, recipe: dict, score: float) -> list[tuple]:
+    """The detection section's decoding, written from its words: grid per stride (row-major), ltrb in strides,
+    one box per location of its best class, class-wise NMS. scores [C, A], boxes [4, A]."""
+    import torch
+    from torchvision.ops import batched_nms
+
+    det, (height, width) = recipe["detection"], recipe["size"]
+    centres = [((col + 0.5) * s, (row + 0.5) * s, s) for s in det["strides"]
+               for row in range(height // s) for col in range(width // s)]
+    cx, cy, stride = (np.array(v, np.float32) for v in zip(*centres))
+    xyxy = np.stack([cx - boxes[0] * stride, cy - boxes[1] * stride, cx + boxes[2] * stride, cy + boxes[3] * stride], 1)
+    best, label = scores.max(0), scores.argmax(0)
+    keep = np.nonzero(best >= score)[0]
+    kept = batched_nms(torch.from_numpy(xyxy[keep]), torch.from_numpy(best[keep]), torch.from_numpy(label[keep]),
+                       det["iou_threshold"]).numpy()
+    return [(int(label[keep[k]]), float(best[keep[k]]), xyxy[keep[k]]) for k in kept]
+
+
+@pytest.mark.parametrize("name", ["model_int8.tflite", "model_fp32.onnx"])
+def test_an_app_decoding_from_the_recipe_alone_finds_what_predict_finds(detect_run: Path, name: str,
+                                                                        tmp_path: Path) -> None:
+    """The LiteRT interpreter and a plain onnxruntime session, as an app opens the file, fed and decoded only
+    from preprocess.json's words, give predict's detections (boxes in the original image's pixels)."""
+    artifacts = detect_run / "run" / "artifacts"
+    recipe = json.loads((artifacts / "preprocess.json").read_text(encoding="utf-8"))
+    entry = recipe["artifacts"][name]
+    image_path = tmp_path / "wide.png"
+    Image.open(detect_run / "data" / "images" / "test" / "2.png").resize((100, 70)).save(image_path)
+    image = Image.open(image_path)
+    x, r, left, top = _app_input(image, recipe, entry)
+    if name.endswith(".tflite"):
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(artifacts / name))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        details = interpreter.get_output_details()
+        raw = {}
+        for out, spec in entry["outputs"].items():
+            value = interpreter.get_tensor(details[spec["index"]]["index"]).astype(np.float32)
+            raw[out] = (value - spec.get("zero_point", 0)) * spec.get("scale", 1.0) if "scale" in spec else value
+    else:
+        import onnxruntime as ort
+
+        values = ort.InferenceSession(str(artifacts / name)).run(None, {entry["input"]: x})
+        raw = {out: values[spec["index"]] for out, spec in entry["outputs"].items()}
+    found = _app_detections(raw["scores"][0], raw["boxes"][0], recipe, PREDICT_SCORE)
+    result = run_cli(["predict", str(artifacts / name), str(image_path), "--score", str(PREDICT_SCORE)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    predicted = json.loads(result.stdout)[0]["detections"]
+    assert len(found) == len(predicted) > 0
+    for (label, score, box), want in zip(found, predicted):
+        back = (box - np.array([left, top, left, top])) / r
+        back = np.clip(back, 0, [image.width, image.height, image.width, image.height])
+        assert recipe_class(artifacts, label) == want["class"] and score == pytest.approx(want["score"], abs=1e-4)
+        assert np.allclose(back, want["box"], atol=0.06), (back, want["box"])  # predict rounds to 0.1 px
+
+
+def recipe_class(artifacts: Path, label: int) -> str:
+    return (artifacts / "labels.txt").read_text(encoding="utf-8").split()[label]
 
 
 def test_predict_on_a_classification_run(e2e_run: Path, tmp_path: Path) -> None:

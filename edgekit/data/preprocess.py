@@ -21,6 +21,12 @@ PIXEL_SCALE = 1.0 / 255.0
 LETTERBOX_PAD = 114  # Ultralytics' border grey
 
 
+# How an app reproduces letterbox_fit/letterbox_image (preprocess.json says it in words, as Ultralytics does it)
+LETTERBOX_RECIPE = ("r = min(H / h, W / w) for an h x w image and the H x W input; resize (interpolation) to "
+                    "round(w * r) x round(h * r); paste at left (W - new_w) // 2, top (H - new_h) // 2 on pad_value; "
+                    "a box maps back as ((x - left) / r, (y - top) / r), clipped to the image")
+
+
 def letterbox_fit(height: int, width: int, size: tuple[int, int]) -> tuple[float, int, int, int, int]:
     """Scale r, the scaled image's (new_h, new_w), and its offset (left, top) inside a ``size`` (h, w) letterbox."""
     r = min(size[0] / height, size[1] / width)
@@ -63,7 +69,8 @@ class PreprocessSpec:
     resize_mode: str = "stretch"  # or "letterbox" (detection)
 
     def to_dict(self) -> dict:
-        letterbox = {"resize": "letterbox", "pad_value": LETTERBOX_PAD} if self.resize_mode == "letterbox" else {}
+        letterbox = {"resize": "letterbox", "pad_value": LETTERBOX_PAD, "letterbox": LETTERBOX_RECIPE} \
+            if self.resize_mode == "letterbox" else {}
         return {"color": self.color, "size": list(self.size), "interpolation": self.interpolation,
                 "scale": self.scale, "mean": list(self.mean), "std": list(self.std), **letterbox}
 
