@@ -67,14 +67,16 @@ def main() -> int:
                              "it unpacked elsewhere)")
     parser.add_argument("--teacher", type=Path, help="a teacher file for both runs (a YOLO .onnx export)")
     parser.add_argument("--out", type=Path, help="run folder (default: a new temporary one)")
+    parser.add_argument("--tag", help="appended to the results' name, for a run at other settings (a budget's "
+                                      "results never overwrite another's)")
     parser.add_argument("extra", nargs="*", help="flags for both edgekit commands (after --)")
     args = parser.parse_args()
-    name = "coco128" if args.coco128 else "aquarium" if args.aquarium else "scenes"
+    name = data_name = "coco128" if args.coco128 else "aquarium" if args.aquarium else "scenes"
     data = (["--data", str(unpacked_yaml(COCO128, "coco128", "config.yaml"))] + COCO_FLAGS if args.coco128 else
             ["--data", str(args.aquarium if isinstance(args.aquarium, str) else
                            unpacked_yaml(AQUARIUM, "aquarium", "data.yaml"))] if args.aquarium else [])
     teacher = ["--teacher", str(args.teacher.resolve())] if args.teacher else []
-    name += "_yolo" if args.teacher else ""
+    name += ("_yolo" if args.teacher else "") + (f"_{args.tag}" if args.tag else "")
     flags = ["--task", "detect", *data, *teacher, *args.extra]
     out = args.out or Path(tempfile.mkdtemp(prefix=f"edgekit-detect-{name}-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -94,6 +96,7 @@ def main() -> int:
     arts = {a["name"]: a for a in report["artifacts"] if a["status"] == "ok"}
     result = {
         "command": "python benchmarks/detect_chain.py " + " ".join(sys.argv[1:]),
+        "data_name": data_name, "yolo_teacher": bool(args.teacher), "tag": args.tag,
         "edgekit_flags": flags, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{report['host']['cpu']}, {report['host']['cores']} cores, Python {platform.python_version()}",
         "data": report["data"], "compress_seconds": wall and round(wall, 1), "stage_seconds_total": round(stage_total, 1),
@@ -140,8 +143,8 @@ def main() -> int:
 
 def render(r: dict, name: str) -> str:
     data = r["data"]
-    title = {"coco128": "COCO128", "scenes": "the built-in scenes", "aquarium": "the Aquarium photos",
-             "aquarium_yolo": "the Aquarium photos, YOLO teacher"}[name]
+    title = {"coco128": "COCO128", "scenes": "the built-in scenes", "aquarium": "the Aquarium photos"}[r["data_name"]]
+    title += (", YOLO teacher" if r.get("yolo_teacher") else "") + (f" ({r['tag']})" if r.get("tag") else "")
     wall = (f"`edgekit compress` wall time: {r['compress_seconds'] / 60:.1f} min" if r.get("compress_seconds") else
             f"`edgekit compress` was run before this script: its stages took {r['stage_seconds_total'] / 60:.1f} min")
     lines = [f"# Detection chain on {title}", "",

@@ -12,6 +12,7 @@ import torch
 
 from conftest import make_yolo_scenes, run_cli
 
+from edgekit.detect.assign import CENTRE_RADIUS
 from edgekit.detect.scenes import CLASSES
 from edgekit.detect.tiny_detector import grid
 from edgekit.detect.yolo_onnx import to_student_grid
@@ -65,7 +66,7 @@ def test_the_teacher_runs_on_the_students_batch_and_teaches_on_its_grid(tmp_path
                                                                       align_corners=False) / 255)[0]
     cx, cy, w, h = raw[:4] / 2
     boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1).clamp(0, 32)  # clipped, as Ultralytics
-    logits, ltrb = to_student_grid(boxes, raw[4:].T, (32, 32), 32)
+    logits, ltrb = to_student_grid(boxes, raw[4:].T, (32, 32), 32, centre_radius=CENTRE_RADIUS)
     assert torch.allclose(out["logits"][0], logits, atol=1e-3) and torch.allclose(out["boxes"][0], ltrb, atol=1e-3)
     scores, dist = teacher(x)  # channel-major, as a TinyDetector's files
     assert torch.allclose(scores, torch.sigmoid(out["logits"]).transpose(1, 2)) and dist.shape == (2, 4, cells)

@@ -3,8 +3,10 @@
 The teacher sees what the student sees: each training batch (letterboxed to the run's size S and augmented) is
 taken back to pixels, scaled to the file's input (a square S view letterboxes into a square input by one scale,
 so the geometry is Ultralytics' own letterbox of that view), run in a plain onnxruntime session, decoded, and
-mapped onto the student's grid (yolo_onnx.to_student_grid: each cell the best prediction containing its centre,
-boxes in the student's ltrb encoding). It gives outputs only, so feature imitation is off with it.
+mapped onto the student's grid (yolo_onnx.to_student_grid: each cell the best prediction containing its centre
+whose own centre is within the ground truth's CENTRE_RADIUS strides of it, so the teacher teaches the cells the
+labels would; boxes in the student's ltrb encoding). On Aquarium's val split that radius took a 20-epoch student
+from 0.054 (scratch) to 0.070 mAP50 (benchmarks/results/detect_kd_sweep_aquarium.md). It gives outputs only, so feature imitation is off with it.
 
 Its mAP in the teacher stage is measured the same way, on the run's test images at S px: the predictions as the
 student is taught them. A benchmark that wants the detector's own mAP at its own size runs Ultralytics' val.
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgekit.detect.assign import CENTRE_RADIUS
 from edgekit.detect.yolo_onnx import YoloOnnxTeacher, check_classes, read_yolo_spec, to_student_grid
 
 FILE = "yolo.onnx"
@@ -52,7 +55,7 @@ class YoloGridTeacher(torch.nn.Module):
     has_features = False
 
     def __init__(self, path: Path | str, mean: tuple[float, ...], std: tuple[float, ...],
-                 threads: int | None = None, centre_radius: float | None = None) -> None:
+                 threads: int | None = None, centre_radius: float | None = CENTRE_RADIUS) -> None:
         super().__init__()
         self.centre_radius = centre_radius
         self.path = Path(path)

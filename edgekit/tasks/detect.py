@@ -77,7 +77,8 @@ class DetectionTask(Task):
     # detection in or out; INT8 files of the default run measured 0.985
     parity_gate = 0.95
     resize_mode = "letterbox"  # objects keep their shape; boxes map back by one scale and offset
-    training_version = "+d1"  # d1: mosaic, scale jitter and colour (detect/augment.py)
+    # d1: mosaic, scale jitter and colour (detect/augment.py); d2: a YOLO teacher teaches the ground truth's cells
+    training_version = "+d2"
     teacher_onnx_files = ("yolo.onnx",)  # detect/yolo_teacher.FILE, named here so the CLI needs no torch
     # Batch 16 and AdamW at 0.02 (one-cycle): a scratch x0.35 student on the built-in scenes reached mAP50 0.86 in
     # 10 epochs, against 0.26 in 6 epochs at batch 32 and 0.004 (benchmarks/results/detect_scenes.md).
