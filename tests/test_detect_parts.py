@@ -97,9 +97,9 @@ def test_distillation_terms() -> None:
     qfl = DetectionKD(48, 64, score_loss="qfl")
     _, same = qfl(s_out, {**s_out, "features": t_out["features"]}, empty)
     assert same["score_kd"] == pytest.approx(0.0, abs=1e-6)
-    far = {**s_out, "logits": s_out["logits"] + 3.0}
-    assert qfl(far, s_out, empty)[1]["score_kd"] > qfl({**s_out, "logits": s_out["logits"] + 1.0}, s_out,
-                                                       empty)[1]["score_kd"] > 0
+    like_student = {**s_out, "features": t_out["features"]}
+    far, near = ({**s_out, "logits": s_out["logits"] + shift} for shift in (3.0, 1.0))
+    assert qfl(far, like_student, empty)[1]["score_kd"] > qfl(near, like_student, empty)[1]["score_kd"] > 0
 
 
 def _yolo(tmp: Path, label_text: str | None, names: str = "names: [a, b]\n") -> Path:
