@@ -49,7 +49,7 @@ def run_variant(ctx, text: str, epochs: int) -> dict:
     import torch
 
     from edgekit.detect.evaluate import map_of
-    from edgekit.tasks.detect import kd_loss
+    from edgekit.tasks.detect import STUDENT_NECK, kd_loss
 
     name, v = parse_variant(text)
     if "batch" in v:
@@ -62,8 +62,8 @@ def run_variant(ctx, text: str, epochs: int) -> dict:
         if hasattr(teacher, "centre_radius"):
             teacher.centre_radius = v.get("radius")
     torch.manual_seed(s.seed)
-    model = task.build_model({"num_classes": len(ctx.data.classes), "width": s.width, "neck": 48})
-    loss = kd_loss(alpha, s.temperature, 48 if teacher is None or not getattr(teacher, "has_features", True)
+    model = task.build_model({"num_classes": len(ctx.data.classes), "width": s.width, "neck": STUDENT_NECK})
+    loss = kd_loss(alpha, s.temperature, STUDENT_NECK if teacher is None or not getattr(teacher, "has_features", True)
                    else teacher.spec.neck)
     loss.score_loss = v.get("score_loss", "kl")
     if "gt_weight" in v:

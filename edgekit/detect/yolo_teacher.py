@@ -5,8 +5,9 @@ taken back to pixels, scaled to the file's input (a square S view letterboxes in
 so the geometry is Ultralytics' own letterbox of that view), run in a plain onnxruntime session, decoded, and
 mapped onto the student's grid (yolo_onnx.to_student_grid: each cell the best prediction containing its centre
 whose own centre is within the ground truth's CENTRE_RADIUS strides of it, so the teacher teaches the cells the
-labels would; boxes in the student's ltrb encoding). On Aquarium's val split that radius took a 20-epoch student
-from 0.054 (scratch) to 0.070 mAP50 (benchmarks/results/detect_kd_sweep_aquarium.md). It gives outputs only, so feature imitation is off with it.
+labels would; boxes in the student's ltrb encoding). Taught so for 20 epochs, a student reached val mAP50 0.070
+on Aquarium against 0.054 from scratch (benchmarks/results/detect_kd_sweep_aquarium.md; with the radius, quality-
+focal KD went from 0.008 to 0.018 at 10 epochs). It gives outputs only, so feature imitation is off with it.
 
 Its mAP in the teacher stage is measured the same way, on the run's test images at S px: the predictions as the
 student is taught them. A benchmark that wants the detector's own mAP at its own size runs Ultralytics' val.
