@@ -153,7 +153,9 @@ def render(r: dict, name: str) -> str:
              f"Data: {data['source']}; {data['counts']}; metrics on `{data['eval_split']}`.  ",
              f"{wall} "
              f"(stages: {', '.join(f'{k} {v:.0f} s' for k, v in r['stage_seconds'].items())}); "
-             f"scratch student: {r['scratch_distill_seconds']:.0f} s.", "",
+             f"scratch student: {r['scratch_distill_seconds']:.0f} s.  ",
+             f"Epochs: teacher {r['settings'].get('teacher_epochs')}, students {r['settings'].get('distill_epochs')}"
+             + (f" ({data['distill_epochs_reason']})" if data.get("distill_epochs_reason") else "") + ".", "",
              "| Model | Parameters | mAP50 | mAP50-95 |", "|---|---|---|---|"]
     for model, m in r["models"].items():
         lines.append(f"| {model} | {m['params']:,} | {m['map50']:.4f} | {m['map50_95']:.4f} |")

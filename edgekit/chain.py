@@ -124,6 +124,8 @@ def run_chain(ctx: StageContext, stages: list[str], forced: set[str] | None = No
     preflight(ctx, stages)
     if ctx.settings.size_reason and world().main:  # after the checks: a bad input still fails in one line
         ctx.console.print(f"input size: {ctx.settings.size_reason}", markup=False, highlight=False)
+    if ctx.settings.distill_epochs_reason and "distill" in stages and world().main:
+        ctx.console.print(f"student epochs: {ctx.settings.distill_epochs_reason}", markup=False, highlight=False)
 
     functions = stage_functions()
     records = {}
@@ -152,6 +154,8 @@ def dry_run(ctx: StageContext, stages: list[str], forced: set[str]) -> list[str]
     lines.append(f"student: {arch} x{s.width:g} at {s.size} px ({how})")
     if s.size_reason:
         lines.append(f"input size: {s.size_reason}")
+    if s.distill_epochs_reason:
+        lines.append(f"student epochs: {s.distill_epochs_reason}")
     if s.teacher:
         lines.append(f"teacher: your file {s.teacher}" + (f" and {len(s.extra_teachers)} more" if s.extra_teachers else ""))
     else:

@@ -44,6 +44,8 @@ class Settings:
     # Why the run's size is what it is when the task chose it from the data (detection without --size); set by
     # build_settings, never by a user (config files cannot hold it)
     size_reason: str = ""
+    # Why the student's epochs are what they are when the task chose them from the data (set as size_reason is)
+    distill_epochs_reason: str = ""
     seed: int = 0
     # x = (pixel / 255 - mean) / std. The default keeps x = pixel / 255 in [0, 1], so the INT8 input's
     # scale comes out 1/255 with zero point -128: an app feeds int8 = uint8 pixel - 128, exactly, with no
@@ -131,7 +133,7 @@ class Settings:
 AUTO = "auto"  # --student auto: the student is chosen for the target's budgets before training
 
 # Settings fields that build_settings derives and no source may give.
-DERIVED = ("size_reason",)
+DERIVED = ("size_reason", "distill_epochs_reason")
 # Keys the config file accepts besides Settings fields.
 EXTRA_KEYS = ("epochs",)
 _HINTS: dict[str, Any] = {**get_type_hints(Settings), "epochs": int}
@@ -257,6 +259,10 @@ def build_settings(file_values: dict[str, Any], flag_values: dict[str, Any]) -> 
         chosen = get_task(task).size_from_data(settings)
         if chosen is not None:
             settings.size, settings.size_reason = chosen
+    if not {"distill_epochs", "epochs"} & set(given) and task in TASKS:
+        epochs = get_task(task).distill_epochs_from_data(settings)
+        if epochs is not None:
+            settings.distill_epochs, settings.distill_epochs_reason = epochs
     validate(settings)
     _choose_student_when_budgeted(settings, given)
     return settings

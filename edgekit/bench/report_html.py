@@ -214,6 +214,7 @@ def render_html(report: dict[str, Any], snippets: dict[str, tuple[str, str, str]
 <h1>edgekit report — target {html.escape(target['name'])}</h1>
 <p>{html.escape(target['description'])}. Host: {html.escape(str(report['host']['cpu']))}, {report['host']['cores']} cores.</p>
 {f'<p>Input size chosen from the data: {html.escape(reason)}.</p>' if (reason := report.get('data', {}).get('input_size_reason')) else ''}
+{f'<p>Student epochs chosen from the data: {html.escape(why)}.</p>' if (why := report.get('data', {}).get('distill_epochs_reason')) else ''}
 {''.join(f'<p class="nodeploy">Learned too little: {html.escape(line)}.</p>' for line in report.get('learned_little', []))}
 {_deploy(report)}
 <h2>Artifacts</h2>

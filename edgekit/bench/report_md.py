@@ -168,6 +168,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                  f"split ({data['counts'][data['eval_split']]} images).")
         if data.get("input_size_reason"):
             head += f" Input size chosen from the data: {data['input_size_reason']}."
+        if data.get("distill_epochs_reason"):
+            head += f" Student epochs chosen from the data: {data['distill_epochs_reason']}."
     budgets = report.get("budgets") or {}
     parts = [
         f"# edgekit report — target {target['name']}",

@@ -122,7 +122,8 @@ def build_measurements(ctx: StageContext, artifacts: list[dict[str, Any]], threa
         "host": {**host_info(), "threads": threads},
         "data": {"source": data.source, "classes": data.classes, "eval_split": data.eval_split, "counts": data.counts(),
                  "skipped_images": len(data.skipped), "skipped": data.skipped[:100], "input_size": ctx.settings.size,
-                 **({"input_size_reason": ctx.settings.size_reason} if ctx.settings.size_reason else {})},
+                 **({"input_size_reason": ctx.settings.size_reason} if ctx.settings.size_reason else {}),
+                 **({"distill_epochs_reason": why} if (why := ctx.settings.record.get("distill_epochs_reason")) else {})},
         "teacher": {"arch": teacher["arch"], "source": teacher["source"], "params": teacher["params"], **scores(teacher)},
         "students": [
             {"name": "student_fp32", "arch": student["arch"], "width": student["width"], "params": student["params"],

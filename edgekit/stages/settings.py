@@ -98,6 +98,7 @@ class DistillSettings(TrainingSettings):
     temperature: float
     alpha: float
     distill_epochs: int
+    distill_epochs_reason: str = not_fingerprinted("why the epochs were chosen from the data; the epochs are fingerprinted")
     distill_lr: float
     method: str
     teacher_layers: list[str]

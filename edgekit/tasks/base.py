@@ -92,6 +92,11 @@ class Task(ABC):
         """The input size and why, when the task chooses it from the data (no --size given); None keeps the default."""
         return None
 
+    def distill_epochs_from_data(self, settings: Settings) -> tuple[int, str] | None:
+        """The student's epochs and why, when the task chooses them from the data (no epoch count given); None
+        keeps the default."""
+        return None
+
     @abstractmethod
     def load_data(self, settings: Settings) -> TaskData:
         """Decode the data (once per process); bad files fail here with a one-line error."""

@@ -121,6 +121,16 @@ class DetectionTask(Task):
         chosen = size_from_data(settings.data, settings.images)
         return None if chosen is None else (chosen.size, chosen.why)
 
+    def distill_epochs_from_data(self, settings: Settings) -> tuple[int, str] | None:
+        """Photos with few training images distil for more epochs, so that the student takes as many steps as on
+        the built-in scenes (detect/train_length.py); the built-in scenes keep the default."""
+        if settings.data is None:
+            return None
+        from edgekit.detect.train_length import distill_epochs, training_images
+
+        count = training_images(settings.data, settings.images)
+        return None if not count else distill_epochs(count, settings.batch_size, settings.distill_epochs)
+
     def load_data(self, settings: Settings) -> DetectionData:
         from edgekit.detect.loading import load_detection
 
