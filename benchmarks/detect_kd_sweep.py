@@ -49,7 +49,7 @@ def run_variant(ctx, text: str, epochs: int) -> dict:
     import torch
 
     from edgekit.detect.evaluate import map_of
-    from edgekit.tasks.detect import STUDENT_NECK, kd_loss
+    from edgekit.tasks.detect import STUDENT_NECK, distill_loss
 
     name, v = parse_variant(text)
     if "batch" in v:
@@ -63,14 +63,11 @@ def run_variant(ctx, text: str, epochs: int) -> dict:
             teacher.centre_radius = v.get("radius")
     torch.manual_seed(s.seed)
     model = task.build_model({"num_classes": len(ctx.data.classes), "width": s.width, "neck": STUDENT_NECK})
-    loss = kd_loss(alpha, s.temperature, STUDENT_NECK if teacher is None or not getattr(teacher, "has_features", True)
-                   else teacher.spec.neck)
+    loss, _ = distill_loss(alpha, s.temperature, teacher)  # the distill stage's own set-up
     loss.score_loss = v.get("score_loss", "kl")
     if "gt_weight" in v:
         loss.gt_weight = v["gt_weight"]
     lr = v.get("lr", s.distill_lr)
-    if teacher is not None and not getattr(teacher, "has_features", True):
-        loss.weights["feature"] = 0.0
     start = time.perf_counter()
     history = task._train(ctx, model, loss, teacher, epochs=epochs, lr=lr, seed=s.seed, stage=text)
     seconds = time.perf_counter() - start

@@ -26,7 +26,7 @@ def assign(boxes: torch.Tensor, labels: torch.Tensor, centres: torch.Tensor, str
     inside = ltrb.min(-1).values > 0
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     s = strides[:, None]
-    near = ((x - cx).abs() <= CENTRE_RADIUS * s) & ((y - cy).abs() <= CENTRE_RADIUS * s)
+    near = near_centres(x, y, cx, cy, CENTRE_RADIUS * s)
     side = torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[None, :]
     low, high = scale_bounds(strides)
     fits = (side >= low[:, None]) & (side <= high[:, None])
@@ -40,6 +40,14 @@ def assign(boxes: torch.Tensor, labels: torch.Tensor, centres: torch.Tensor, str
     cls_t[idx, labels[g]] = 1.0
     box_t[idx] = ltrb[idx, g] / strides[idx, None]
     return cls_t, box_t, positive
+
+
+def near_centres(x: torch.Tensor, y: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor,
+                 reach: torch.Tensor | float) -> torch.Tensor:
+    """[A, G]: whether each cell centre (x, y: [A, 1]) lies within ``reach`` pixels of each box centre (cx, cy:
+    [G]) on both axes. Shared with the YOLO teacher's mapping (yolo_onnx._first_containing), which teaches exactly
+    the cells this assignment makes positive."""
+    return ((x - cx).abs() <= reach) & ((y - cy).abs() <= reach)
 
 
 def scale_bounds(strides: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from edgekit.data.preprocess import letterbox_boxes, letterbox_fit, unletterbox_boxes
-from edgekit.detect.assign import SCALE_RANGES
+from edgekit.detect.assign import SCALE_RANGES, near_centres
 from edgekit.detect.tiny_detector import STRIDES, grid
 from edgekit.errors import EdgekitError
 from edgekit.models.onnx_teacher import check_external_data
@@ -317,7 +317,7 @@ def _first_containing(boxes: torch.Tensor, centres: torch.Tensor, near: float | 
         x, y = centres[start:start + CELL_CHUNK, 0:1], centres[start:start + CELL_CHUNK, 1:2]
         inside = (x > boxes[:, 0]) & (x < boxes[:, 2]) & (y > boxes[:, 1]) & (y < boxes[:, 3])
         if near is not None:
-            inside &= ((x - bx).abs() <= near) & ((y - by).abs() <= near)
+            inside &= near_centres(x, y, bx, by, near)
         hit, first = inside.to(torch.uint8).max(1)  # max returns the index of the first of equal maxima
         choice[start:start + CELL_CHUNK] = torch.where(hit > 0, first, -1)
     return choice

@@ -68,7 +68,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
         scores = task.score(data, data.eval_split, outputs)
         summary = task.describe(model, chain[-1][1])
         ratio = teacher_record["result"]["params"] / summary["params"]
-        ctx.console.print(f"distill: {summary['arch']} x{summary['width']} by {s.method}, {summary['params']:,} parameters "
+        how = "from the labels alone (alpha 0)" if s.alpha == 0 else f"by {s.method}"
+        ctx.console.print(f"distill: {summary['arch']} x{summary['width']} {how}, {summary['params']:,} parameters "
                           f"(teacher/student {ratio:.1f}x), {data.eval_split} {task.format_scores(scores)}")
         return {**scores, "split": data.eval_split, **summary, "teacher_to_student_params": round(ratio, 2),
                 "temperature": s.temperature, "alpha": s.alpha, "method": s.method, "intermediate": steps,

@@ -40,6 +40,18 @@ def kd_loss(alpha: float, temperature: float, teacher_neck: int) -> Any:
                        weights={"score_kd": alpha, "box_imitation": alpha, "feature": alpha})
 
 
+def distill_loss(alpha: float, temperature: float, teacher: Any) -> tuple[Any, bool]:
+    """The distill stage's loss for ``teacher`` (None: labels only), and whether that teacher gives outputs only
+    (a YOLO file): then feature imitation is off."""
+    from edgekit.detect.user_teacher import TEACHER
+
+    outputs_only = teacher is not None and not getattr(teacher, "has_features", True)
+    loss = kd_loss(alpha, temperature, TEACHER["neck"] if teacher is None or outputs_only else teacher.spec.neck)
+    if outputs_only:
+        loss.weights["feature"] = 0.0
+    return loss, outputs_only
+
+
 def _ground_truth(student: dict, _teacher: dict | None, targets: Any) -> tuple[Any, dict[str, float]]:
     """The teacher's loss: focal (quality) class loss and GIoU against the labels."""
     from edgekit.detect.losses import ground_truth_loss
@@ -275,13 +287,9 @@ class DetectionTask(Task):
                                              mean=ctx.settings.mean, std=ctx.settings.std))
 
     def distill(self, ctx: StageContext, model: Any, teacher: Any, teacher_layers: list[str], label: str) -> Trained:
-        from edgekit.detect.user_teacher import TEACHER
-
         s = ctx.settings
-        outputs_only = teacher is not None and not getattr(teacher, "has_features", True)
-        loss = kd_loss(s.alpha, s.temperature, TEACHER["neck"] if teacher is None or outputs_only else teacher.spec.neck)
+        loss, outputs_only = distill_loss(s.alpha, s.temperature, teacher)
         if outputs_only:
-            loss.weights["feature"] = 0.0
             ctx.console.print(f"{label}: the teacher gives outputs only: score KD and box imitation, feature "
                               "imitation off", markup=False, highlight=False)
         history = self._train(ctx, model, loss, teacher, epochs=s.distill_epochs, lr=s.distill_lr, seed=s.seed,
