@@ -28,7 +28,9 @@ def learned_little(report: dict[str, Any]) -> list[str]:
     teacher = report.get("teacher") or {}
     if teacher.get("accuracy") is not None and teacher["accuracy"] < floor:
         found.append(f"the teacher's {name} is {_value(report, teacher['accuracy'])}, under {_value(report, floor)} "
-                     f"({level['floor_means']}): it has little to teach")
+                     f"({level['floor_means']}): it has little to teach, and distilling from it can leave the "
+                     "student worse than training alone (--alpha 0); a stronger teacher (--teacher, --pretrained) "
+                     "is the fix")
     student = next((s for s in report.get("students", []) if s.get("name") == "student_fp32"), None)
     if student and student.get("accuracy") is not None:
         if student["accuracy"] < floor:
