@@ -12,7 +12,8 @@ Variants (alpha and T are the run's; ``radius`` restricts a YOLO teacher's mappi
   kl_r     kl with the centre-radius mapping
   qfl      quality focal loss against the teacher's score as a soft target (T 1)
   qfl_r    qfl with the centre-radius mapping
-A variant may change settings: ``scratch:lr=0.005``, ``qfl_r:gt_weight=1`` (keys lr, alpha, gt_weight, batch).
+A variant may change settings: ``scratch:lr=0.005``, ``qfl_r:gt_weight=1`` (keys lr, alpha, gt_weight, batch,
+seed: ``kl_r:seed=1`` repeats a variant with another initialisation and augmentation draw, to see the noise).
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ VARIANTS = {
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    """``name`` or ``name:key=value,...`` (keys: lr, alpha, gt_weight): a variant with settings changed."""
+    """``name`` or ``name:key=value,...`` (keys: lr, alpha, gt_weight, batch, seed): a variant with settings changed."""
     name, _, extra = text.partition(":")
     overrides = {k: float(v) for k, v in (item.split("=") for item in extra.split(",") if item)}
-    unknown = set(overrides) - {"lr", "alpha", "gt_weight", "batch"}
+    unknown = set(overrides) - {"lr", "alpha", "gt_weight", "batch", "seed"}
     if name not in VARIANTS or unknown:
-        raise SystemExit(f"unknown variant {text!r}: names {sorted(VARIANTS)}, keys lr, alpha, gt_weight, batch")
+        raise SystemExit(f"unknown variant {text!r}: names {sorted(VARIANTS)}, keys lr, alpha, gt_weight, batch, seed")
     return name, {**VARIANTS[name], **overrides}
 
 
@@ -54,6 +55,8 @@ def run_variant(ctx, text: str, epochs: int) -> dict:
     name, v = parse_variant(text)
     if "batch" in v:
         ctx = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, batch_size=int(v["batch"])))
+    if "seed" in v:  # the split is the data's own (train/val folders), so only initialisation and draws change
+        ctx = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, seed=int(v["seed"])))
     s, task = ctx.settings, ctx.task
     alpha = v.get("alpha", s.alpha)
     teacher = None
