@@ -45,12 +45,12 @@ def _image_side(path: Path) -> tuple[int, int] | None:
 
 def yolo_fractions(data_yaml: Path) -> tuple[np.ndarray, int]:
     """Each training box's shorter side over its image's longer side, and the longest image side seen."""
-    from edgekit.detect.yolo_data import _label_file, _names, data_root, image_files, read_labels, read_yaml
+    from edgekit.detect.yolo_data import _label_file, _names, image_files, read_labels, read_yaml, training_folder
 
     doc = read_yaml(data_yaml)
     names = _names(doc["names"], data_yaml)
     fractions, longest = [], 0
-    for image in image_files(data_root(data_yaml, doc) / str(doc["train"])):
+    for image in image_files(training_folder(data_yaml, doc)):
         labels = _label_file(image)
         side = _image_side(image)
         if side is None:

@@ -27,12 +27,12 @@ def training_images(data: str, images: str | None) -> int | None:
     if not path.is_file():
         return None
     if path.suffix in (".yaml", ".yml"):
-        from edgekit.detect.yolo_data import data_root, image_files, read_yaml
+        from edgekit.detect.yolo_data import image_files, read_yaml, training_folder
 
         doc = read_yaml(path)
         if not isinstance(doc, dict) or not isinstance(doc.get("train"), str):
             return None  # the loader names what is missing (a list of folders is not counted here)
-        folder = data_root(path, doc) / doc["train"]
+        folder = training_folder(path, doc)
         return len(image_files(folder)) if folder.is_dir() else None
     if path.suffix == ".json":
         from edgekit.detect.coco_data import _read_coco

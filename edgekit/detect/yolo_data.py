@@ -64,6 +64,11 @@ def data_root(path: Path, doc: dict) -> Path:
     return root if root.is_absolute() else (path.parent / root)
 
 
+def training_folder(path: Path, doc: dict) -> Path:
+    """The folder of the YAML's train split (what the size and epoch rules survey before any image is decoded)."""
+    return data_root(path, doc) / str(doc["train"])
+
+
 def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
