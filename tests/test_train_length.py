@@ -63,3 +63,13 @@ def test_the_plan_says_why(tmp_path: Path) -> None:
     result = run_cli(["compress", "--data", str(data), "--dry-run", "--out", str(tmp_path / "run")], cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "student epochs: 20 epochs: 5 training images at batch 16" in " ".join(result.stdout.split())
+
+
+def test_a_config_cannot_set_the_reason(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    (tmp_path / "edgekit.toml").write_text('distill_epochs_reason = "because"\n', encoding="utf-8")
+    result = run_cli(["compress", "--task", "detect", "--config", str(tmp_path / "edgekit.toml"), "--dry-run",
+                      "--out", str(tmp_path / "run")], cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "unknown key 'distill_epochs_reason'" in result.stdout + result.stderr
